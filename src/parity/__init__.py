@@ -1,0 +1,47 @@
+"""parity: one definition of every feature and model, executed identically offline and online."""
+
+from parity.definitions import (
+    Aggregate,
+    Entity,
+    EventSource,
+    FeatureSet,
+    Lookup,
+    StateSource,
+    Transform,
+    transform,
+)
+from parity.errors import (
+    DefinitionError,
+    InputError,
+    NotFoundError,
+    ParityError,
+    SchemaError,
+    TimeError,
+    TransientError,
+    WorkspaceError,
+)
+from parity.factlog import FactLog, IngestReport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aggregate",
+    "DefinitionError",
+    "Entity",
+    "EventSource",
+    "FactLog",
+    "FeatureSet",
+    "IngestReport",
+    "InputError",
+    "Lookup",
+    "NotFoundError",
+    "ParityError",
+    "SchemaError",
+    "StateSource",
+    "TimeError",
+    "Transform",
+    "TransientError",
+    "WorkspaceError",
+    "__version__",
+    "transform",
+]
