@@ -103,7 +103,7 @@ def _same(a: Any, b: Any) -> bool:
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return bool(a == b) and type(a) is type(b) or (a is None and b is None)
+    return (bool(a == b) and type(a) is type(b)) or (a is None and b is None)
 
 
 # -- hypothesis strategies ---------------------------------------------------------------------
@@ -130,7 +130,9 @@ def play_facts(draw: st.DrawFn, members: list[int]) -> list[dict[str, Any]]:
         rows.append(row)
         if draw(st.integers(0, 5)) == 0:  # a correction, recorded later, maybe moving things
             fix = dict(row)
-            fix["recorded_at"] = row["recorded_at"] + timedelta(hours=draw(st.sampled_from([0.5, 2, 10])))
+            fix["recorded_at"] = row["recorded_at"] + timedelta(
+                hours=draw(st.sampled_from([0.5, 2, 10]))
+            )
             fix["minutes"] = draw(st.one_of(st.none(), quarter))
             if draw(st.booleans()):
                 fix["event_time"] = ts(draw(hours))
@@ -157,7 +159,9 @@ def profile_facts(draw: st.DrawFn, members: list[int]) -> list[dict[str, Any]]:
         rows.append(row)
         if draw(st.integers(0, 4)) == 0:
             fix = dict(row)
-            fix["recorded_at"] = row["recorded_at"] + timedelta(hours=draw(st.sampled_from([0.5, 2])))
+            fix["recorded_at"] = row["recorded_at"] + timedelta(
+                hours=draw(st.sampled_from([0.5, 2]))
+            )
             fix["country"] = draw(st.sampled_from(["GB", "FR", "DE", "ES"]))
             rows.append(fix)
     return rows

@@ -21,6 +21,7 @@ from parity.errors import (
     WorkspaceError,
 )
 from parity.factlog import FactLog, IngestReport
+from parity.workspace import Workspace, init, open
 
 __version__ = "0.1.0"
 
@@ -41,7 +42,10 @@ __all__ = [
     "TimeError",
     "Transform",
     "TransientError",
+    "Workspace",
     "WorkspaceError",
     "__version__",
+    "init",
+    "open",
     "transform",
 ]

@@ -20,8 +20,9 @@ def fetch_arrow(result: Any) -> pa.Table:
     raise RuntimeError("this duckdb version offers no Arrow fetch method")
 
 
-def connect(memory_limit: str | None = None, threads: int | None = None,
-            temp_directory: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    memory_limit: str | None = None, threads: int | None = None, temp_directory: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with spilling configured."""
     con = duckdb.connect(":memory:")
     if memory_limit:

@@ -58,7 +58,8 @@ def _check_key(table: pa.Table, fs: FeatureSet, key: str, dtype: str) -> pa.Tabl
     target = arrow_type(dtype)
     if column.type != target:
         ok = (dtype == "int" and pa.types.is_integer(column.type)) or (
-            dtype == "str" and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
+            dtype == "str"
+            and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
         )
         if not ok:
             raise SchemaError(

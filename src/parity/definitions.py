@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from parity.dtypes import NUMERIC, ORDERED, normalize_dtype
 from parity.errors import DefinitionError
@@ -189,7 +189,9 @@ class Aggregate:
                 f"aggregate {self.name!r}: unknown function {self.function!r}; "
                 f"use one of {', '.join(AGGREGATIONS)}"
             )
-        object.__setattr__(self, "window_us", parse_duration(self.window, f"aggregate {self.name!r} window"))
+        object.__setattr__(
+            self, "window_us", parse_duration(self.window, f"aggregate {self.name!r} window")
+        )
         if self.field is None:
             if self.function != "count":
                 raise DefinitionError(f"aggregate {self.name!r}: {self.function} needs a field")
@@ -205,7 +207,9 @@ class Aggregate:
             raise DefinitionError(f"aggregate {self.name!r}: cannot order {field_type!r} values")
         if self.function == "last_k":
             if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-                raise DefinitionError(f"aggregate {self.name!r}: last_k needs k >= 1, got {self.k!r}")
+                raise DefinitionError(
+                    f"aggregate {self.name!r}: last_k needs k >= 1, got {self.k!r}"
+                )
         elif self.k is not None:
             raise DefinitionError(f"aggregate {self.name!r}: k is only for last_k")
         dtype = {
@@ -316,7 +320,7 @@ class Transform:
         }
 
 
-Feature = Union[Aggregate, Lookup, Transform]
+Feature = Aggregate | Lookup | Transform
 
 
 def transform(

@@ -49,13 +49,25 @@ def arrow_type(dtype: str) -> pa.DataType:
 def can_cast(source: pa.DataType, dtype: str) -> bool:
     """Whether a column of Arrow type ``source`` may be accepted as ``dtype`` without loss."""
     if dtype == "float":
-        return pa.types.is_floating(source) or pa.types.is_integer(source) or pa.types.is_null(source) or pa.types.is_decimal(source)
+        return (
+            pa.types.is_floating(source)
+            or pa.types.is_integer(source)
+            or pa.types.is_null(source)
+            or pa.types.is_decimal(source)
+        )
     if dtype == "int":
         return pa.types.is_integer(source) or pa.types.is_null(source)
     if dtype == "str":
-        return pa.types.is_string(source) or pa.types.is_large_string(source) or pa.types.is_null(source) or pa.types.is_dictionary(source)
+        return (
+            pa.types.is_string(source)
+            or pa.types.is_large_string(source)
+            or pa.types.is_null(source)
+            or pa.types.is_dictionary(source)
+        )
     if dtype == "bool":
         return pa.types.is_boolean(source) or pa.types.is_null(source)
     if dtype == "timestamp":
-        return pa.types.is_timestamp(source) or pa.types.is_string(source) or pa.types.is_null(source)
+        return (
+            pa.types.is_timestamp(source) or pa.types.is_string(source) or pa.types.is_null(source)
+        )
     return False

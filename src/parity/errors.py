@@ -3,7 +3,7 @@
     ParityError                    every error parity raises on purpose
     ├── DefinitionError            a definition is wrong (caught when it is made)
     ├── InputError                 data handed to parity is wrong (ingest, contexts)
-    │   ├── SchemaError            a column is missing, of the wrong type, or null where it may not be
+    │   ├── SchemaError            a column is missing, mistyped, or null where it may not be
     │   └── TimeError              a timestamp is naive, unparseable or out of order
     ├── WorkspaceError             parity.yaml or the workspace folder is wrong
     ├── NotFoundError              a named thing (source, feature set, model) does not exist

@@ -109,9 +109,15 @@ class FactLog:
         # One tombstone per fact id; it inherits keys and event_time of the latest version.
         latest = known.sort_by([(FACT_ID, "ascending"), (RECORDED_AT, "descending")])
         first = pc.invert(pc.equal(latest.column(FACT_ID)[:-1], latest.column(FACT_ID)[1:]))
-        mask = pa.concat_arrays([pa.array([True]), first.combine_chunks()]) if latest.num_rows else pa.array([], pa.bool_())
+        mask = (
+            pa.concat_arrays([pa.array([True]), first.combine_chunks()])
+            if latest.num_rows
+            else pa.array([], pa.bool_())
+        )
         latest = latest.filter(mask)
-        at = datetime_to_us(to_utc_datetime(recorded_at, "recorded_at")) if recorded_at else now_us()
+        at = (
+            datetime_to_us(to_utc_datetime(recorded_at, "recorded_at")) if recorded_at else now_us()
+        )
         rows = tombstones(
             source, latest, latest.column(FACT_ID).to_pylist(), latest.column(EVENT_TIME), at
         )
@@ -121,7 +127,9 @@ class FactLog:
         """Append canonical facts (from ``normalize_facts``) atomically."""
         expected = canonical_schema(source)
         if not facts.schema.equals(expected):
-            raise SchemaError(f"source {source.name!r}: append() takes canonical facts; use ingest()")
+            raise SchemaError(
+                f"source {source.name!r}: append() takes canonical facts; use ingest()"
+            )
         folder = self.root / source.name
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
@@ -140,7 +148,9 @@ class FactLog:
             shutil.rmtree(staging, ignore_errors=True)
             manifest["files"].extend(entry.__dict__ for entry in entries)
             _write_json_atomic(folder / MANIFEST, manifest)
-        return IngestReport(source.name, received, facts.num_rows, received - facts.num_rows, len(entries))
+        return IngestReport(
+            source.name, received, facts.num_rows, received - facts.num_rows, len(entries)
+        )
 
     def files(self, source: Source | str) -> list[FileEntry]:
         """The committed files of a source (empty if nothing was ingested)."""
@@ -161,9 +171,7 @@ class FactLog:
         paths = self.paths(source)
         if not paths:
             return canonical_schema(source).empty_table()
-        return pa.concat_tables(
-            [pq.read_table(p, schema=canonical_schema(source)) for p in paths]
-        )
+        return pa.concat_tables([pq.read_table(p, schema=canonical_schema(source)) for p in paths])
 
     def sources(self) -> list[str]:
         """Names of sources that have a manifest."""
@@ -176,7 +184,11 @@ class FactLog:
         if path.exists():
             manifest: dict[str, Any] = json.loads(path.read_text())
             return manifest
-        return {"source": source.spec(), "schema": canonical_schema(source).to_string(), "files": []}
+        return {
+            "source": source.spec(),
+            "schema": canonical_schema(source).to_string(),
+            "files": [],
+        }
 
     def _check_source_unchanged(self, source: Source, manifest: dict[str, Any]) -> None:
         stored = manifest.get("schema")

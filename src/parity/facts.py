@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -30,8 +30,8 @@ from parity.timeutil import (
     to_utc_datetime,
 )
 
-FactData = Union[pd.DataFrame, pa.Table, pa.RecordBatch, str, Path]
-RecordedAtPolicy = Union[Literal["lag", "now"], datetime]
+FactData: TypeAlias = pd.DataFrame | pa.Table | pa.RecordBatch | str | Path
+RecordedAtPolicy: TypeAlias = Literal["lag", "now"] | datetime
 
 
 def canonical_schema(source: Source) -> pa.Schema:
@@ -114,7 +114,10 @@ def normalize_facts(
 
 
 def tombstones(
-    source: Source, keys: pa.Table, fact_ids: list[str], event_times: pa.ChunkedArray,
+    source: Source,
+    keys: pa.Table,
+    fact_ids: list[str],
+    event_times: pa.ChunkedArray,
     recorded_at: int,
 ) -> pa.Table:
     """Canonical tombstone rows deleting ``fact_ids`` from ``recorded_at`` (epoch us) on."""
@@ -258,8 +261,12 @@ def _fact_ids(
 ) -> pa.ChunkedArray:
     if FACT_ID in table.column_names:
         given = table.column(FACT_ID)
-        if not (pa.types.is_string(given.type) or pa.types.is_integer(given.type)
-                or pa.types.is_large_string(given.type) or pa.types.is_null(given.type)):
+        if not (
+            pa.types.is_string(given.type)
+            or pa.types.is_integer(given.type)
+            or pa.types.is_large_string(given.type)
+            or pa.types.is_null(given.type)
+        ):
             raise SchemaError(
                 f"source {source.name!r}: column {FACT_ID!r} must be strings or integers, "
                 f"not {given.type}"

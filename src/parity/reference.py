@@ -32,7 +32,6 @@ from parity.dtypes import arrow_type
 from parity.timeutil import datetime_to_us
 from parity.transforms import apply_row
 
-
 FactIndex = Mapping[str, Mapping[str, list["Fact"]]]
 
 
@@ -93,8 +92,7 @@ def visible(
     out = []
     for versions in versions_by_id.values():
         known = [
-            f for f in versions
-            if f.recorded_at < t and (cutoff is None or f.recorded_at < cutoff)
+            f for f in versions if f.recorded_at < t and (cutoff is None or f.recorded_at < cutoff)
         ]
         if not known:
             continue
@@ -106,10 +104,14 @@ def visible(
 
 def aggregate(feature: Aggregate, facts: Sequence[Fact], t: int) -> Any:
     """Rule 2: the aggregate over visible facts with event_time in [t - W, t)."""
-    window = [f for f in facts if feature.window_us is None or f.event_time >= t - feature.window_us]
+    window = [
+        f for f in facts if feature.window_us is None or f.event_time >= t - feature.window_us
+    ]
     if feature.field is None:
         return len(window)
-    pairs = [(f.order, f.values[feature.field]) for f in window if f.values[feature.field] is not None]
+    pairs = [
+        (f.order, f.values[feature.field]) for f in window if f.values[feature.field] is not None
+    ]
     values = [v for _, v in pairs]
     fn = feature.function
     if fn == "count":

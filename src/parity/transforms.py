@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -20,7 +20,7 @@ from parity.definitions import Transform
 from parity.dtypes import arrow_type
 from parity.errors import ParityError
 
-Column = pa.Array | pa.ChunkedArray
+Column: TypeAlias = pa.Array | pa.ChunkedArray
 
 
 class TransformError(ParityError):
@@ -87,7 +87,7 @@ def _call(transform: Transform, args: dict[str, Any]) -> Any:
 
 def _as_list(result: Any) -> list[Any]:
     if isinstance(result, (pd.Series, pd.Index)):
-        return list(result.astype(object).where(result.notna(), None))
+        return [None if pd.isna(v) else v for v in result.astype(object)]
     return list(result)
 
 
@@ -100,7 +100,11 @@ def _clean(transform: Transform, value: Any) -> Any:
         return None
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
-    if transform.dtype == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if (
+        transform.dtype == "float"
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
         return float(value)
     if transform.dtype == "int" and isinstance(value, float) and value.is_integer():
         return int(value)

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,26 +54,56 @@ def run_both(
     return expected, actual
 
 
-def check(engine: Engine, play_rows: list[dict[str, Any]], profile_rows: list[dict[str, Any]],
-          context_rows: list[dict[str, Any]], **kw: Any) -> pa.Table:
+def check(
+    engine: Engine,
+    play_rows: list[dict[str, Any]],
+    profile_rows: list[dict[str, Any]],
+    context_rows: list[dict[str, Any]],
+    **kw: Any,
+) -> pa.Table:
     expected, actual = run_both(engine, play_rows, profile_rows, context_rows, **kw)
     assert actual.column_names == expected.column_names
     assert_same(expected, actual, [*NAMES, "label", "member_id"])
     return actual
 
 
-def play(member: int, hour: float, minutes: float | None = 1.0, title: str | None = "a",
-         rating: int | None = 1, late: float = 0, fact_id: str | None = None) -> dict[str, Any]:
-    return {"member_id": member, "minutes": minutes, "title": title, "rating": rating,
-            "event_time": ts(hour), "recorded_at": ts(hour + late),
-            "fact_id": fact_id or f"p-{member}-{hour}-{title}"}
+def play(
+    member: int,
+    hour: float,
+    minutes: float | None = 1.0,
+    title: str | None = "a",
+    rating: int | None = 1,
+    late: float = 0,
+    fact_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "member_id": member,
+        "minutes": minutes,
+        "title": title,
+        "rating": rating,
+        "event_time": ts(hour),
+        "recorded_at": ts(hour + late),
+        "fact_id": fact_id or f"p-{member}-{hour}-{title}",
+    }
 
 
-def profile(member: int, hour: float, country: str | None = "GB", age: int | None = 30,
-            late: float = 0, fact_id: str | None = None) -> dict[str, Any]:
-    return {"member_id": member, "country": country, "age": age, "score": 1.5,
-            "event_time": ts(hour), "recorded_at": ts(hour + late),
-            "fact_id": fact_id or f"s-{member}-{hour}"}
+def profile(
+    member: int,
+    hour: float,
+    country: str | None = "GB",
+    age: int | None = 30,
+    late: float = 0,
+    fact_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "member_id": member,
+        "country": country,
+        "age": age,
+        "score": 1.5,
+        "event_time": ts(hour),
+        "recorded_at": ts(hour + late),
+        "fact_id": fact_id or f"s-{member}-{hour}",
+    }
 
 
 def at(member: int, hour: float, device: str | None = "tv", label: int = 0) -> dict[str, Any]:
@@ -92,8 +121,9 @@ def test_strictly_before_t(engine: Engine) -> None:
 
 
 def test_recorded_at_must_be_before_t(engine: Engine) -> None:
-    out = check(engine, [play(1, 10, late=2)], [profile(1, 10, late=2)],
-                [at(1, 11), at(1, 12), at(1, 12.5)])
+    out = check(
+        engine, [play(1, 10, late=2)], [profile(1, 10, late=2)], [at(1, 11), at(1, 12), at(1, 12.5)]
+    )
     assert col(out, "plays_all") == [0, 0, 1]
     assert col(out, "country") == [None, None, "GB"]
 
@@ -113,31 +143,42 @@ def test_late_fact_beyond_the_window(engine: Engine) -> None:
 
 
 def test_correction_before_and_after_it_is_known(engine: Engine) -> None:
-    rows = [play(1, 10, minutes=5, fact_id="x"),
-            {**play(1, 10, minutes=7, fact_id="x"), "recorded_at": ts(12)}]
+    rows = [
+        play(1, 10, minutes=5, fact_id="x"),
+        {**play(1, 10, minutes=7, fact_id="x"), "recorded_at": ts(12)},
+    ]
     out = check(engine, rows, [], [at(1, 11), at(1, 12), at(1, 12.5)])
     assert col(out, "minutes_sum_all") == [5.0, 5.0, 7.0]
 
 
 def test_correction_moves_event_time_and_key(engine: Engine) -> None:
-    rows = [play(1, 10, fact_id="x"),
-            {**play(2, 3, fact_id="x"), "recorded_at": ts(12)}]
+    rows = [play(1, 10, fact_id="x"), {**play(2, 3, fact_id="x"), "recorded_at": ts(12)}]
     out = check(engine, rows, [], [at(1, 11), at(1, 13), at(2, 11), at(2, 13)])
     assert col(out, "plays_all") == [1, 0, 0, 1]
     assert col(out, "plays_5h") == [1, 0, 0, 0]
 
 
 def test_tombstone(engine: Engine) -> None:
-    out = check(engine, [play(1, 10, fact_id="x")], [], [at(1, 11), at(1, 12), at(1, 13)],
-                deletes=[("x", 12)])
+    out = check(
+        engine,
+        [play(1, 10, fact_id="x")],
+        [],
+        [at(1, 11), at(1, 12), at(1, 13)],
+        deletes=[("x", 12)],
+    )
     assert col(out, "plays_all") == [1, 1, 0]
 
 
 def test_ties_in_event_time(engine: Engine) -> None:
-    rows = [play(1, 10, title="a", fact_id="f1"), play(1, 10, title="b", fact_id="f2"),
-            play(1, 10, title="c", late=0.5, fact_id="f0")]
-    profile_rows = [profile(1, 10, country="GB", fact_id="s2"),
-                    profile(1, 10, country="FR", late=0.5, fact_id="s1")]
+    rows = [
+        play(1, 10, title="a", fact_id="f1"),
+        play(1, 10, title="b", fact_id="f2"),
+        play(1, 10, title="c", late=0.5, fact_id="f0"),
+    ]
+    profile_rows = [
+        profile(1, 10, country="GB", fact_id="s2"),
+        profile(1, 10, country="FR", late=0.5, fact_id="s1"),
+    ]
     out = check(engine, rows, profile_rows, [at(1, 10.25), at(1, 11)])
     assert col(out, "title_last_all") == ["b", "c"]
     assert col(out, "titles_all") == [["b", "a"], ["c", "b", "a"]]
@@ -172,10 +213,17 @@ def test_lag_sets_recorded_at_for_history(engine: Engine) -> None:
     fs = pt.FeatureSet("d", daily.entity, [pt.Aggregate("n", daily, "count")])
     with tempfile.TemporaryDirectory() as root:
         log = pt.FactLog(root)
-        log.ingest(daily, frame([{"member_id": 1, "v": 1.0, "event_time": ts(10)}],
-                                ["member_id", "v", "event_time"]))
-        out = engine.training_set(frame([at(1, 11), at(1, 12), at(1, 12.1)],
-                                        ["member_id", "at", "device", "label"]), [fs], log)
+        log.ingest(
+            daily,
+            frame(
+                [{"member_id": 1, "v": 1.0, "event_time": ts(10)}], ["member_id", "v", "event_time"]
+            ),
+        )
+        out = engine.training_set(
+            frame([at(1, 11), at(1, 12), at(1, 12.1)], ["member_id", "at", "device", "label"]),
+            [fs],
+            log,
+        )
     assert col(out, "n") == [0, 0, 1]
 
 
@@ -207,7 +255,12 @@ def test_arbitrary_floats(engine: Engine) -> None:
 
 
 def test_context_order_and_pass_through_columns(engine: Engine) -> None:
-    out = check(engine, [play(1, 1), play(2, 2)], [], [at(2, 5, label=7), at(1, 5, label=8), at(2, 1, label=9)])
+    out = check(
+        engine,
+        [play(1, 1), play(2, 2)],
+        [],
+        [at(2, 5, label=7), at(1, 5, label=8), at(2, 1, label=9)],
+    )
     assert col(out, "label") == [7, 8, 9]
     assert col(out, "plays_all") == [1, 1, 0]
 
@@ -225,15 +278,26 @@ def test_property_engine_agrees_with_reference(engine: Engine, data: st.DataObje
     profile_rows = data.draw(profile_facts(members))
     deletes = []
     ids = sorted({r["fact_id"] for r in play_rows})
-    for fact_id in data.draw(st.lists(st.sampled_from(ids), max_size=3, unique=True)) if ids else []:
+    for fact_id in (
+        data.draw(st.lists(st.sampled_from(ids), max_size=3, unique=True)) if ids else []
+    ):
         deletes.append((fact_id, data.draw(st.integers(0, 60)) + 0.25))
     cutoff = data.draw(st.one_of(st.none(), st.integers(0, 60).map(lambda h: ts(h + 0.25))))
-    check(engine, play_rows, profile_rows, data.draw(contexts(members)), deletes=deletes, cutoff=cutoff)
+    check(
+        engine,
+        play_rows,
+        profile_rows,
+        data.draw(contexts(members)),
+        deletes=deletes,
+        cutoff=cutoff,
+    )
 
 
 def test_property_correction_timestamps_never_leak(engine: Engine) -> None:
     # A correction recorded at T changes nothing for contexts at or before T.
-    rows = [play(1, 1, minutes=1, fact_id="x"),
-            {**play(1, 1, minutes=100, fact_id="x"), "recorded_at": ts(5) + timedelta(0)}]
+    rows = [
+        play(1, 1, minutes=1, fact_id="x"),
+        {**play(1, 1, minutes=100, fact_id="x"), "recorded_at": ts(5) + timedelta(0)},
+    ]
     out = check(engine, rows, [], [at(1, h) for h in (2, 4.9, 5, 5.0001)])
     assert col(out, "minutes_sum_all") == [1.0, 1.0, 1.0, 100.0]

@@ -12,9 +12,9 @@ def get_engine(name: str, **options: object) -> Engine:
 
         return DuckDBEngine(**options)  # type: ignore[arg-type]
     if name == "spark":
-        from parity.engines.spark import SparkEngine  # type: ignore[import-not-found]
+        from parity.engines.spark import SparkEngine
 
-        return SparkEngine(**options)  # type: ignore[no-any-return]
+        return SparkEngine(**options)
     from parity.errors import WorkspaceError
 
     raise WorkspaceError(f"unknown engine {name!r}; use 'duckdb' or 'spark'")

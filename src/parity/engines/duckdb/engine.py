@@ -77,7 +77,8 @@ class DuckDBEngine(Engine):
             paths = [
                 str(fact_log.root / name / entry.path)
                 for entry in fact_log.files(name)
-                if entry.min_recorded_at < latest and entry.min_event_time < latest
+                if entry.min_recorded_at < latest
+                and entry.min_event_time < latest
                 and (cutoff is None or entry.min_recorded_at < cutoff)
             ]
             results.update(self._source(con, source, features, paths, cutoff, contexts.num_rows))
@@ -102,7 +103,7 @@ class DuckDBEngine(Engine):
             lookups = [f for f in features if isinstance(f, Lookup)]
             columns = [f"c{i}" for i in range(len(lookups))]
             pieces.append((columns, sql.lookup_sql(source, lookups, columns)))
-            named = dict(zip(columns, lookups))
+            named: dict[str, Aggregate | Lookup] = dict(zip(columns, lookups))
             finals = {c: c for c in columns}
         else:
             aggregates = [f for f in features if isinstance(f, Aggregate)]
@@ -110,7 +111,8 @@ class DuckDBEngine(Engine):
             measures: list[sql.Measure] = []
             scales = self._float_scales(con, aggregates)
             running = [
-                a for a in aggregates
+                a
+                for a in aggregates
                 if a.function in sql.SUBTRACTABLE and scales.get(a.field or "", 0) is not None
             ]
             for i, feature in enumerate(running):
@@ -128,9 +130,11 @@ class DuckDBEngine(Engine):
                 for column, feature in zip(columns, joined):
                     named[column] = feature
                     finals[column] = (
-                        f"coalesce({column}, 0)" if feature.function in ("count_distinct", "sum")
+                        f"coalesce({column}, 0)"
+                        if feature.function in ("count_distinct", "sum")
                         else f"CASE WHEN len({column}) = 0 THEN NULL ELSE {column} END"
-                        if feature.function == "last_k" else column
+                        if feature.function == "last_k"
+                        else column
                     )
         joins = []
         for i, (_columns, query) in enumerate(pieces):
@@ -140,13 +144,13 @@ class DuckDBEngine(Engine):
         table = query_arrow(con, f"SELECT {select} FROM ctx {' '.join(joins)} ORDER BY _row")
         return {feature.name: table.column(column) for column, feature in named.items()}
 
-
     @staticmethod
     def _float_scales(con: Any, aggregates: list[Aggregate]) -> dict[str, int | None]:
         """Exact integer scales of the float fields that running sums add up."""
         fields = {
-            a.field for a in aggregates
-            if a.function in ("sum", "mean") and a.field and a.dtype in ("float",)
+            a.field
+            for a in aggregates
+            if (a.function in ("sum", "mean") and a.field and a.dtype in ("float",))
             or (a.function == "mean" and a.field and a.source.field_dtype(a.field) == "float")
         }
         scales: dict[str, int | None] = {}
@@ -158,5 +162,7 @@ class DuckDBEngine(Engine):
 
 def _empty(feature: Aggregate | Lookup, n: int) -> pa.Array:
     if isinstance(feature, Aggregate) and feature.function in ("count", "count_distinct", "sum"):
-        return pa.array([0] * n, pa.int64()).cast(pa.float64() if feature.dtype == "float" else pa.int64())
+        return pa.array([0] * n, pa.int64()).cast(
+            pa.float64() if feature.dtype == "float" else pa.int64()
+        )
     return pa.nulls(n)

@@ -144,7 +144,7 @@ def subtractable_sql(keys: Sequence[str], measures: Sequence[Measure]) -> str:
         grouped AS (SELECT {key_list}, _time, {summed} FROM deltas GROUP BY {key_list}, _time),
         prefix AS (SELECT {key_list}, _time, {running} FROM grouped)
         SELECT c._row, {picked}
-        FROM ctx c ASOF LEFT JOIN prefix p ON {key_join(keys, 'c', 'p')} AND c._t > p._time
+        FROM ctx c ASOF LEFT JOIN prefix p ON {key_join(keys, "c", "p")} AND c._t > p._time
     """
 
 
@@ -187,7 +187,8 @@ def joined_aggregate(feature: Aggregate, column: str) -> str:
     if fn == "mean":
         return f"fsum({value}) {flt} / count({value}) {flt} AS {column}"
     if fn == "last":
-        return f"arg_max({value}, struct_pack(a := v._et, b := v._ra, c := v.fact_id)) {flt} AS {column}"
+        rank = "struct_pack(a := v._et, b := v._ra, c := v.fact_id)"
+        return f"arg_max({value}, {rank}) {flt} AS {column}"
     if fn == "last_k":
         return f"(list({value} ORDER BY {order}) {flt})[1:{feature.k}] AS {column}"
     raise AssertionError(f"not a joined aggregate: {fn}")
@@ -201,7 +202,7 @@ def joined_sql(keys: Sequence[str], features: Sequence[Aggregate], columns: Sequ
     selects = ", ".join(joined_aggregate(f, c) for f, c in zip(features, columns))
     return f"""
         SELECT c._row, {selects}
-        FROM ctx c JOIN v ON {key_join(keys, 'c', 'v')}
+        FROM ctx c JOIN v ON {key_join(keys, "c", "v")}
             AND v._start < c._t AND (v._next IS NULL OR c._t <= v._next){reach}
         WHERE NOT v._tombstone
         GROUP BY c._row
@@ -213,9 +214,11 @@ def lookup_sql(source: Source, features: Sequence[Lookup], columns: Sequence[str
     keys = list(source.entity.keys)
     key_list = ", ".join(q(k) for k in keys)
     fields = sorted({f.field for f in features})
-    packed = "struct_pack(a := _et, b := _ra, c := fact_id, " + ", ".join(
-        f"{q('f_' + f)} := {'event_time' if f == EVENT_TIME else q(f)}" for f in fields
-    ) + ")"
+    packed = (
+        "struct_pack(a := _et, b := _ra, c := fact_id, "
+        + ", ".join(f"{q('f_' + f)} := {'event_time' if f == EVENT_TIME else q(f)}" for f in fields)
+        + ")"
+    )
     picks = []
     for feature, column in zip(features, columns):
         value = f"w.{q('f_' + feature.field)}"
@@ -230,11 +233,11 @@ def lookup_sql(source: Source, features: Sequence[Lookup], columns: Sequence[str
         ),
         running AS (
             SELECT c._row, c._t, f.w FROM ctx c
-            ASOF LEFT JOIN final f ON {key_join(keys, 'c', 'f')} AND c._t > f._start
+            ASOF LEFT JOIN final f ON {key_join(keys, "c", "f")} AND c._t > f._start
         ),
         superseded AS (
             SELECT c._row, max({packed}) AS w
-            FROM ctx c JOIN v ON {key_join(keys, 'c', 'v')}
+            FROM ctx c JOIN v ON {key_join(keys, "c", "v")}
                 AND v._start < c._t AND c._t <= v._next
             WHERE NOT v._tombstone AND v._next IS NOT NULL AND v._start < v._next
             GROUP BY c._row
@@ -243,5 +246,5 @@ def lookup_sql(source: Source, features: Sequence[Lookup], columns: Sequence[str
             SELECT r._row, r._t, greatest(r.w, s.w) AS w
             FROM running r LEFT JOIN superseded s ON r._row = s._row
         )
-        SELECT _row, {', '.join(picks)} FROM best
+        SELECT _row, {", ".join(picks)} FROM best
     """
