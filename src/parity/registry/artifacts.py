@@ -1,0 +1,160 @@
+"""A content-addressed artifact store on the local file system.
+
+Layout under the store's root::
+
+    sha256/<first two hex digits>/<full sha256 hex digest>
+
+An artifact's name is the sha256 of its bytes, so the same content is stored once and a file
+can always be checked against its name. A write goes to a temporary file in the target folder,
+is flushed and fsynced, and is then moved into place with ``os.replace``: a reader sees either
+no file or the whole file, never a partial one. Reads verify the hash before returning bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from parity.errors import InputError, NotFoundError, ParityError
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+class ArtifactIntegrityError(ParityError):
+    """A stored artifact's bytes no longer match the sha256 it was stored under."""
+
+    def __init__(self, message: str, *, expected: str, actual: str, path: Path) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+        self.path = path
+
+
+class ArtifactNotFoundError(NotFoundError):
+    """No artifact is stored under the requested sha256."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A stored artifact: its sha256 hex digest, its size in bytes and its path."""
+
+    sha256: str
+    size: int
+    path: Path
+
+
+class ArtifactStore:
+    """Content-addressed files under ``<root>/sha256/<ab>/<hash>``.
+
+    Contract: ``put(data)`` returns the artifact named by ``sha256(data)``, written atomically
+    and durably (or already present with that content); ``read(sha)`` returns exactly the bytes
+    that were put, or raises ``ArtifactIntegrityError`` / ``ArtifactNotFoundError``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, sha256: str) -> Path:
+        """The path an artifact with this sha256 hex digest is stored at."""
+        digest = _check_digest(sha256)
+        return self.root / "sha256" / digest[:2] / digest
+
+    def exists(self, sha256: str) -> bool:
+        """Whether a file is stored under this sha256 (its content is not verified)."""
+        return self.path_for(sha256).is_file()
+
+    def put(self, data: bytes) -> Artifact:
+        """Store ``data`` under its sha256 and return where it lives.
+
+        If a file with that name already exists and its content is intact, nothing is written.
+        A damaged file with that name is replaced by the correct content.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.path_for(digest)
+        if path.is_file() and _file_digest(path)[0] == digest:
+            return Artifact(digest, len(data), path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            # Read-only discourages editing an artifact in place; the name is its content.
+            os.chmod(tmp_name, 0o444)
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        _fsync_dir(path.parent)
+        return Artifact(digest, len(data), path)
+
+    def read(self, sha256: str, *, label: str | None = None) -> bytes:
+        """Return the bytes stored under ``sha256`` after checking they still hash to it.
+
+        ``label`` names the artifact's owner in error messages (e.g. "model 'churn' version 3").
+        Raises ``ArtifactNotFoundError`` when the file is missing and ``ArtifactIntegrityError``
+        when its content does not match its name (modified or truncated).
+        """
+        path = self.path_for(sha256)
+        what = label or f"artifact {sha256}"
+        try:
+            actual, data = _file_digest(path, keep=True)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(
+                f"the artifact of {what} is missing: no file at {path}. "
+                f"Restore the artifacts folder ({self.root}) from a backup, or register the "
+                f"model again"
+            ) from None
+        if actual != sha256:
+            raise ArtifactIntegrityError(
+                f"the artifact of {what} failed its integrity check: expected sha256 {sha256}, "
+                f"found {actual} ({len(data)} bytes) at {path}. The file was modified or "
+                f"truncated after it was stored, so it was not loaded. Restore it from a backup "
+                f"or register the model again",
+                expected=sha256,
+                actual=actual,
+                path=path,
+            )
+        return data
+
+
+def _check_digest(sha256: str) -> str:
+    if not isinstance(sha256, str) or not _SHA256_RE.match(sha256):
+        raise InputError(
+            f"{sha256!r} is not a sha256 hex digest: expected 64 lowercase hexadecimal characters"
+        )
+    return sha256
+
+
+def _file_digest(path: Path, *, keep: bool = False) -> tuple[str, bytes]:
+    """The sha256 of a file, streamed; with ``keep`` also its bytes (read once)."""
+    hasher = hashlib.sha256()
+    chunks: list[bytes] = []
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            hasher.update(chunk)
+            if keep:
+                chunks.append(chunk)
+    return hasher.hexdigest(), b"".join(chunks)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
