@@ -122,7 +122,8 @@ def normalize_timestamp_column(column: pa.ChunkedArray | pa.Array, field: str) -
                 f"{first[1]}. parity never guesses a zone: convert it first, e.g. "
                 f"df[{field!r}] = df[{field!r}].dt.tz_localize('UTC')"
             )
-        return column.cast(TIMESTAMP_TYPE)
+        # parity keeps microseconds; finer digits (pandas' nanoseconds) are truncated.
+        return column.cast(TIMESTAMP_TYPE, safe=False)
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         return _parse_string_timestamps(column, field)
     if pa.types.is_date(typ):
@@ -166,8 +167,8 @@ def _first_non_null(column: pa.ChunkedArray) -> tuple[int, object]:
 
 
 def timestamp_to_us(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Cast a timestamp[us, UTC] column to int64 microseconds since the epoch."""
-    return column.cast(TIMESTAMP_TYPE).cast(pa.int64())
+    """Cast a timestamp column to int64 microseconds since the epoch (finer digits truncated)."""
+    return column.cast(TIMESTAMP_TYPE, safe=False).cast(pa.int64())
 
 
 def us_to_timestamp(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

@@ -239,3 +239,13 @@ def test_crash_mid_append_leaves_previous_state(tmp_path: Path) -> None:
     frame = good(1)
     log.ingest(purchases, frame)  # the next append cleans them up
     assert len(list((tmp_path / "purchases").rglob("*.parquet"))) == len(log.files(purchases))
+
+
+def test_nanosecond_timestamps_are_truncated_to_microseconds(tmp_path: Path) -> None:
+    log = pt.FactLog(tmp_path)
+    frame = good(1)
+    frame["event_time"] = pd.Series([pd.Timestamp("2024-01-01 00:00:00.123456789", tz="UTC")],
+                                    dtype="datetime64[ns, UTC]")
+    log.ingest(purchases, frame)
+    stored = log.read(purchases).column("event_time")[0].as_py()
+    assert stored == datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
