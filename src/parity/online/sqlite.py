@@ -1,0 +1,218 @@
+"""The SQLite store: embedded, durable across restarts, the default of a workspace.
+
+Tables::
+
+    segments(source, entity, seq, data)     one row per segment, seq orders them
+    directory(source, fact_id, entities)    where each fact's versions are kept
+    meta(name, value)
+
+WAL mode lets readers in other processes read while one process writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from parity.definitions import Source
+from parity.online.base import Block, OnlineStore, decode, encode
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS segments (
+    source TEXT NOT NULL, entity TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (source, entity, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS directory (
+    source TEXT NOT NULL, fact_id TEXT NOT NULL, entities TEXT NOT NULL,
+    PRIMARY KEY (source, fact_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_CHUNK = 500  # bound parameters per IN (...) list
+
+
+class SQLiteStore(OnlineStore):
+    """Segments as BLOB rows in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.url = f"sqlite:///{self.path.as_posix().lstrip('/')}"
+        self._con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=NORMAL")
+        self._con.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    def append(
+        self, source: Source, segments: Mapping[str, Block], directory: Mapping[str, str]
+    ) -> dict[str, int]:
+        """Append one segment per entity id and set directory entries (see OnlineStore)."""
+        encoded = [(entity, encode(source, block)) for entity, block in segments.items()]
+        entities = [entity for entity, _ in encoded]
+        with self._lock, self._transaction() as con:
+            last = self._last_seq(con, source, entities)
+            con.executemany(
+                "INSERT INTO segments VALUES (?, ?, ?, ?)",
+                [(source.name, e, last.get(e, (0, 0))[0] + 1, data) for e, data in encoded],
+            )
+            con.executemany(
+                "INSERT OR REPLACE INTO directory VALUES (?, ?, ?)",
+                [(source.name, f, v) for f, v in directory.items()],
+            )
+        return {e: last.get(e, (0, 0))[1] + 1 for e in entities}
+
+    def read(self, source: Source, entities: Sequence[str]) -> list[list[Block]]:
+        """The segments of each entity id (see OnlineStore)."""
+        found: dict[str, list[Block]] = {}
+        with self._lock:
+            if len(entities) == 1:
+                rows = self._con.execute(
+                    "SELECT entity, data FROM segments WHERE source = ? AND entity = ? "
+                    "ORDER BY seq",
+                    (source.name, entities[0]),
+                ).fetchall()
+            else:
+                rows = []
+                unique = list(dict.fromkeys(entities))
+                for start in range(0, len(unique), _CHUNK):
+                    part = unique[start : start + _CHUNK]
+                    rows += self._con.execute(
+                        f"SELECT entity, data FROM segments WHERE source = ? AND entity IN "
+                        f"({','.join('?' * len(part))}) ORDER BY entity, seq",
+                        (source.name, *part),
+                    ).fetchall()
+        for entity, data in rows:
+            found.setdefault(entity, []).append(decode(source, data))
+        return [found.get(e, []) for e in entities]
+
+    def replace(
+        self,
+        source: Source,
+        entity: str,
+        count: int,
+        merged: Block | None,
+        directory: Mapping[str, str | None],
+    ) -> bool:
+        """Replace the first ``count`` segments of ``entity`` (see OnlineStore)."""
+        with self._lock, self._transaction() as con:
+            seqs = [
+                row[0]
+                for row in con.execute(
+                    "SELECT seq FROM segments WHERE source = ? AND entity = ? ORDER BY seq LIMIT ?",
+                    (source.name, entity, count),
+                )
+            ]
+            if len(seqs) < count:
+                return False
+            if seqs:
+                con.execute(
+                    "DELETE FROM segments WHERE source = ? AND entity = ? AND seq <= ?",
+                    (source.name, entity, seqs[-1]),
+                )
+            if merged is not None and len(merged):
+                # Takes the place of the first segment it replaces: it stays oldest.
+                first = seqs[0] if seqs else 0
+                con.execute(
+                    "INSERT INTO segments VALUES (?, ?, ?, ?)",
+                    (source.name, entity, first, encode(source, merged)),
+                )
+            con.executemany(
+                "DELETE FROM directory WHERE source = ? AND fact_id = ?",
+                [(source.name, f) for f, v in directory.items() if v is None],
+            )
+            con.executemany(
+                "INSERT OR REPLACE INTO directory VALUES (?, ?, ?)",
+                [(source.name, f, v) for f, v in directory.items() if v is not None],
+            )
+        return True
+
+    def directory(self, source: Source, fact_ids: Sequence[str]) -> list[str | None]:
+        """Directory entries (see OnlineStore)."""
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(fact_ids))
+        with self._lock:
+            for start in range(0, len(unique), _CHUNK):
+                part = unique[start : start + _CHUNK]
+                found.update(
+                    self._con.execute(
+                        f"SELECT fact_id, entities FROM directory WHERE source = ? AND fact_id IN "
+                        f"({','.join('?' * len(part))})",
+                        (source.name, *part),
+                    ).fetchall()
+                )
+        return [found.get(f) for f in fact_ids]
+
+    def entities(self, source: Source) -> Iterator[str]:
+        """Every entity id holding segments of ``source``."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT DISTINCT entity FROM segments WHERE source = ?", (source.name,)
+            ).fetchall()
+        return iter([row[0] for row in rows])
+
+    def get_meta(self, name: str) -> str | None:
+        """A metadata value."""
+        with self._lock:
+            row = self._con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Set a metadata value."""
+        with self._lock:
+            self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def clear(self, source: Source) -> None:
+        """Forget everything about ``source``."""
+        with self._lock, self._transaction() as con:
+            con.execute("DELETE FROM segments WHERE source = ?", (source.name,))
+            con.execute("DELETE FROM directory WHERE source = ?", (source.name,))
+
+    def entity_bytes(self, source: Source, entity: str) -> int:
+        """Bytes of one entity's segment blobs."""
+        with self._lock:
+            row = self._con.execute(
+                "SELECT coalesce(sum(length(data)), 0) FROM segments "
+                "WHERE source = ? AND entity = ?",
+                (source.name, entity),
+            ).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._con.close()
+
+    def _last_seq(
+        self, con: sqlite3.Connection, source: Source, entities: Sequence[str]
+    ) -> dict[str, tuple[int, int]]:
+        """(greatest seq, number of segments) of each entity that has segments."""
+        out: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(entities), _CHUNK):
+            part = entities[start : start + _CHUNK]
+            for entity, seq, count in con.execute(
+                f"SELECT entity, max(seq), count(*) FROM segments WHERE source = ? AND entity IN "
+                f"({','.join('?' * len(part))}) GROUP BY entity",
+                (source.name, *part),
+            ):
+                out[entity] = (int(seq), int(count))
+        return out
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._con)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        self.con.execute("COMMIT" if kind is None else "ROLLBACK")
