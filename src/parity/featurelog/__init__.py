@@ -1,0 +1,46 @@
+"""The feature log (Lumberjack): record what the online path computed and served, train on it.
+
+    writer = FeatureLogWriter("logs/ctr")          # background thread, batched fsync
+    writer.log(FeatureLogRecord(...))               # per prediction; never waits for the disk
+    writer.close()
+    compact("logs/ctr")                             # sealed segments -> Parquet parts
+    table = read_log("logs/ctr")                    # parts + live segments, each record once
+    train = training_set_from_log(table, labels, keys=["member"], label_window="7d")
+
+Modules: ``record`` (the record), ``columns`` (records as Arrow: the flat table layout),
+``segments`` (framing, segment files, reading, crash repair), ``writer``, ``compact``
+(Parquet parts, ``read_log``), ``sampling`` (consistent per-entity sampling), ``logjoin``
+(log and wait). See docs/feature-log.md.
+"""
+
+from parity.featurelog.columns import records_table, table_records
+from parity.featurelog.compact import CompactReport, compact, read_log
+from parity.featurelog.logjoin import training_set_from_log
+from parity.featurelog.record import FeatureLogRecord
+from parity.featurelog.sampling import KeySampler, is_sampled
+from parity.featurelog.segments import (
+    CorruptSegmentError,
+    LogLockedError,
+    ReadReport,
+    read_segments,
+)
+from parity.featurelog.writer import FeatureLogConfigError, FeatureLogWriter, WriterClosedError
+
+__all__ = [
+    "CompactReport",
+    "CorruptSegmentError",
+    "FeatureLogConfigError",
+    "FeatureLogRecord",
+    "FeatureLogWriter",
+    "KeySampler",
+    "LogLockedError",
+    "ReadReport",
+    "WriterClosedError",
+    "compact",
+    "is_sampled",
+    "read_log",
+    "read_segments",
+    "records_table",
+    "table_records",
+    "training_set_from_log",
+]
