@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -270,18 +271,15 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 
 
 def _register_optional() -> None:
-    """Add command modules that depend on optional extras, if they are present."""
-    try:
-        from parity.cli_online import COMMANDS
-    except ImportError:
-        COMMANDS = []
-    for command in COMMANDS:
-        main.add_command(command)
-    try:
-        from parity.cli_models import models
-    except ImportError:
-        return
-    main.add_command(models)
+    """Add the command modules of parts whose extras may not be installed."""
+    for module, name in (("parity.cli_online", "COMMANDS"), ("parity.cli_models", "models"),
+                         ("parity.cli_serve", "COMMANDS"), ("parity.cli_sentinel", "sentinel")):
+        try:
+            found = getattr(importlib.import_module(module), name)
+        except ImportError:  # an extra that is not installed
+            continue
+        for command in found if isinstance(found, list) else [found]:
+            main.add_command(command)
 
 
 _register_optional()

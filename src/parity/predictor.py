@@ -103,6 +103,10 @@ class Predictor:
         X = self.encode(data)
         return self.decode(X)
 
+    def predict(self, data: pa.Table | pd.DataFrame) -> list[Any]:
+        """The Model protocol: decoded outputs for a table of feature values."""
+        return self.predict_table(data)
+
     def decode(self, X: np.ndarray) -> list[Any]:
         """Run the model on an encoded matrix and decode its outputs."""
         if callable(self.output):

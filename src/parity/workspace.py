@@ -181,7 +181,9 @@ class Workspace:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         value = str(self.config.get("online") or "sqlite")
-        url = self.backend_url("online", "online.db") if value == "sqlite" else value
+        url = {"sqlite": self.backend_url("online", "online.db"), "memory": "memory://"}.get(
+            value, value
+        )
         return open_online(url, self.fact_log, list(self.definitions.feature_sets.values()))
 
     @property

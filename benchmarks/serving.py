@@ -1,0 +1,345 @@
+"""HTTP serving benchmark: fixed-rate load from a separate process, logging off vs on, hot swap.
+
+    python benchmarks/serving.py                  # 200 requests/s for 60 s per phase
+    python benchmarks/serving.py --duration 10    # a quick run
+
+Phases, each against a fresh `parity serve` process on loopback:
+  1. logging off, open-loop at --rate      (latency from the *scheduled* send time, so a slow
+  2. logging on,  open-loop at --rate       server cannot hide its queueing)
+  3. logging off / on, closed loop with 8 connections: maximum throughput
+  4. logging on at --rate while the live alias moves five times: failed requests and p99
+     during swaps vs steady state
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench-data" / "serving"
+console = Console()
+UTC = timezone.utc
+
+DEFINITIONS = """
+import parity as pt
+
+customer = pt.Entity("customer", keys={"customer_id": int})
+purchases = pt.EventSource("purchases", customer, {"amount": float, "item": str})
+profiles = pt.StateSource("profiles", customer, {"segment": str, "score": float})
+
+@pt.transform(dtype="float")
+def avg_basket_30d(spend_30d, orders_30d):
+    return spend_30d / orders_30d if orders_30d else None
+
+customer_features = pt.FeatureSet("customer_features", customer, [
+    pt.Aggregate("orders_1d", purchases, "count", window="1d"),
+    pt.Aggregate("orders_7d", purchases, "count", window="7d"),
+    pt.Aggregate("orders_30d", purchases, "count", window="30d"),
+    pt.Aggregate("spend_1d", purchases, "sum", "amount", window="1d"),
+    pt.Aggregate("spend_7d", purchases, "sum", "amount", window="7d"),
+    pt.Aggregate("spend_30d", purchases, "sum", "amount", window="30d"),
+    pt.Aggregate("mean_amount_30d", purchases, "mean", "amount", window="30d"),
+    pt.Aggregate("max_amount_30d", purchases, "max", "amount", window="30d"),
+    pt.Lookup("score", profiles, "score"),
+    avg_basket_30d,
+])
+"""
+FEATURES = [
+    "orders_1d",
+    "orders_7d",
+    "orders_30d",
+    "spend_1d",
+    "spend_7d",
+    "spend_30d",
+    "mean_amount_30d",
+    "max_amount_30d",
+    "score",
+    "avg_basket_30d",
+]
+
+
+def build_workspace(customers: int, events: int) -> Path:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    import parity as pt
+    from parity.predictor import Predictor
+
+    ws_dir = DATA / "ws"
+    if ws_dir.exists():
+        shutil.rmtree(ws_dir)
+    pt.init(ws_dir)
+    (ws_dir / "features.py").write_text(DEFINITIONS)
+    ws = pt.open(ws_dir)
+    rng = np.random.default_rng(7)
+    now = datetime.now(UTC)
+    ws.ingest(
+        "purchases",
+        pd.DataFrame(
+            {
+                "customer_id": rng.integers(0, customers, events),
+                "amount": rng.gamma(2.0, 20.0, events).round(2),
+                "item": rng.integers(0, 500, events).astype(str),
+                "event_time": pd.to_datetime(now)
+                - pd.to_timedelta(rng.uniform(0, 40, events), unit="D"),
+            }
+        ),
+    )
+    ws.ingest(
+        "profiles",
+        pd.DataFrame(
+            {
+                "customer_id": np.arange(customers),
+                "segment": "a",
+                "score": rng.normal(size=customers),
+                "event_time": pd.to_datetime(now - timedelta(days=60)),
+            }
+        ),
+    )
+    ws.online.materialize()
+    contexts = pd.DataFrame(
+        {"customer_id": np.arange(min(customers, 5000)), "at": pd.Timestamp(now)}
+    )
+    train = ws.training_set(contexts, "customer_features").to_pandas()
+    y = (train["orders_7d"] > train["orders_7d"].median()).astype(int)
+    fs = ws.definitions.feature_set("customer_features")
+
+    def register() -> int:
+        model = HistGradientBoostingClassifier(max_iter=30, random_state=0)
+        model.fit(train[FEATURES].astype(float).to_numpy(), y)
+        predictor = Predictor(model, FEATURES, feature_sets=[fs])
+        return int(
+            ws.registry.register(
+                "churn", predictor, feature_sets=predictor.feature_set_versions
+            ).version
+        )
+
+    ws.registry.set_alias("churn", "live", register())
+    for _ in range(5):
+        register()  # versions 2..6 for the swap phase
+    ws.online.close()
+    return ws_dir
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, ws_dir: Path, log: bool) -> None:
+        self.port = free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "parity.cli",
+            "-w",
+            str(ws_dir),
+            "serve",
+            "--port",
+            str(self.port),
+            "--log" if log else "--no-log",
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.proc.stderr.read().decode()[-2000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def open_loop(
+    base: str, rate: float, duration: float, customers: int, marks: list[float] | None = None
+) -> dict[str, Any]:
+    """Send at a fixed rate regardless of answers; latency measured from the scheduled time."""
+    rng = np.random.default_rng(1)
+    latencies: list[tuple[float, float]] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+        start = time.perf_counter()
+        tasks = []
+
+        async def one(scheduled: float, customer: int) -> None:
+            nonlocal errors
+            try:
+                r = await client.post(
+                    "/v1/models/churn/predict", json={"keys": {"customer_id": customer}}
+                )
+                if r.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append((scheduled - start, time.perf_counter() - scheduled))
+
+        n = int(rate * duration)
+        for i in range(n):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled, int(rng.integers(0, customers)))))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    lat = np.array([d for _, d in latencies]) * 1000
+    out = {
+        "requests": n,
+        "errors": errors,
+        "throughput": n / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+    }
+    if marks is not None:
+        during = np.array([d for t, d in latencies if any(m <= t <= m + 2.0 for m in marks)])
+        steady = np.array([d for t, d in latencies if not any(m - 1 <= t <= m + 3 for m in marks)])
+        out["p99_swaps_ms"] = float(np.percentile(during * 1000, 99)) if len(during) else None
+        out["p99_steady_ms"] = float(np.percentile(steady * 1000, 99)) if len(steady) else None
+    return out
+
+
+async def closed_loop(base: str, duration: float, customers: int, connections: int = 8) -> float:
+    done = 0
+    stop_at = time.perf_counter() + duration
+    rng = np.random.default_rng(2)
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop_at:
+                await client.post(
+                    "/v1/models/churn/predict",
+                    json={"keys": {"customer_id": int(rng.integers(0, customers))}},
+                )
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return done / (time.perf_counter() - started)
+
+
+def swap_phase(ws_dir: Path, rate: float, duration: float, customers: int) -> dict[str, Any]:
+    import parity as pt
+
+    server = Server(ws_dir, log=True)
+    try:
+        marks: list[float] = []
+
+        async def run() -> dict[str, Any]:
+            load = asyncio.create_task(open_loop(server.base, rate, duration, customers, marks))
+            registry = pt.open(ws_dir).registry
+            start = time.perf_counter()
+            for i, version in enumerate(range(2, 7)):
+                await asyncio.sleep(
+                    max(0.0, (i + 1) * duration / 6 - (time.perf_counter() - start))
+                )
+                marks.append(time.perf_counter() - start)
+                await asyncio.to_thread(registry.set_alias, "churn", "live", version, "bench")
+            return await load
+
+        result = asyncio.run(run())
+        result["final_version"] = httpx.get(f"{server.base}/health").json()["models"]["churn"][
+            "version"
+        ]
+        return result
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=300_000)
+    args = parser.parse_args()
+    console.print(f"building workspace: {args.customers:,} customers, {args.events:,} events")
+    ws_dir = build_workspace(args.customers, args.events)
+    results: dict[str, Any] = {}
+    for log in (False, True):
+        server = Server(ws_dir, log)
+        try:
+            name = "logging on" if log else "logging off"
+            console.print(f"{name}: {args.rate:.0f} req/s for {args.duration:.0f}s")
+            results[name] = asyncio.run(
+                open_loop(server.base, args.rate, args.duration, args.customers)
+            )
+            results[name]["max_throughput"] = asyncio.run(
+                closed_loop(server.base, min(args.duration, 20), args.customers)
+            )
+        finally:
+            server.stop()
+    console.print("hot swap: five moves of the live alias under load")
+    results["swaps"] = swap_phase(ws_dir, args.rate, max(args.duration, 30), args.customers)
+    report(results, args)
+    (DATA / "serving.json").write_text(json.dumps(results, indent=1))
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> None:
+    off, on, swaps = results["logging off"], results["logging on"], results["swaps"]
+    table = Table(
+        title=f"HTTP predict on loopback, {args.rate:.0f} req/s open loop, "
+        f"{args.duration:.0f}s per phase (one 10-feature model)"
+    )
+    for column in ("phase", "requests", "errors", "p50 ms", "p99 ms", "max req/s (8 conns)"):
+        table.add_column(column, justify="right")
+    for name, r in (("logging off", off), ("logging on", on)):
+        table.add_row(
+            name,
+            f"{r['requests']:,}",
+            str(r["errors"]),
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['max_throughput']:.0f}",
+        )
+    console.print(table)
+    cost_tp = 1 - on["max_throughput"] / off["max_throughput"]
+    cost_p99 = on["p99_ms"] / off["p99_ms"] - 1
+    console.print(
+        f"logging cost: throughput {cost_tp:+.1%} (goal <= 10%), p99 {cost_p99:+.1%} (goal <= 10%)"
+    )
+    ratio = (swaps["p99_swaps_ms"] or 0) / (swaps["p99_steady_ms"] or 1)
+    console.print(
+        f"hot swap: {swaps['errors']} failed of {swaps['requests']:,} requests during "
+        f"5 swaps (goal 0); p99 during swaps {swaps['p99_swaps_ms']:.2f} ms vs steady "
+        f"{swaps['p99_steady_ms']:.2f} ms = {ratio:.2f}x (goal <= 2x); final version "
+        f"{swaps['final_version']}"
+    )
+    console.print(
+        f"command: python benchmarks/serving.py --rate {args.rate:.0f} "
+        f"--duration {args.duration:.0f}; cores: {os.cpu_count()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
