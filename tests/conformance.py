@@ -87,7 +87,7 @@ PROFILE_COLUMNS = ["member_id", "country", "age", "score", "event_time", "record
 
 
 def assert_same(expected: pa.Table, actual: pa.Table, columns: list[str]) -> None:
-    """Every value equal; floats to 1e-9 relative; lists element by element."""
+    """Every value equal, floats bit for bit (a one-ulp difference can flip a model's split)."""
     assert expected.num_rows == actual.num_rows
     problems = []
     for name in columns:
@@ -99,8 +99,8 @@ def assert_same(expected: pa.Table, actual: pa.Table, columns: list[str]) -> Non
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return (bool(a == b) and type(a) is type(b)) or (a is None and b is None)

@@ -28,8 +28,6 @@ from parity.factlog import FactLog
 from parity.facts import canonical_schema
 from parity.timeutil import datetime_to_us, parse_duration, us_to_datetime
 
-REL_TOL = 1e-9
-
 
 @dataclass
 class Mismatch:
@@ -86,7 +84,11 @@ class SkewReport:
 
 
 def same_value(expected: Any, actual: Any) -> bool:
-    """Whether two feature values agree (floats 1e-9 relative, lists elementwise)."""
+    """Whether two feature values agree: floats bit for bit, lists elementwise.
+
+    Bit for bit because one unit in the last place can flip a tree model's split; every path
+    returns correctly rounded sums, so exact agreement is the promise.
+    """
     if expected is None or actual is None:
         return expected is None and actual is None
     if isinstance(expected, float) or isinstance(actual, float):
@@ -96,7 +98,7 @@ def same_value(expected: Any, actual: Any) -> bool:
             return False
         if math.isnan(expected) or math.isnan(actual):
             return math.isnan(expected) and math.isnan(actual)
-        return math.isclose(expected, actual, rel_tol=REL_TOL, abs_tol=REL_TOL)
+        return float(expected) == float(actual)
     if isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and all(map(same_value, expected, actual))
     return type(expected) is type(actual) and bool(expected == actual)

@@ -12,7 +12,7 @@ import pyarrow as pa
 from parity._duck import connect, query_arrow
 from parity.definitions import Aggregate, FeatureSet, Lookup, Source
 from parity.engines.base import ROW, Engine, Progress, raw_features
-from parity.engines.duckdb import sql
+from parity.engines.duckdb import exact, sql
 from parity.factlog import FactLog
 from parity.timeutil import datetime_to_us, timestamp_to_us
 
@@ -58,6 +58,7 @@ class DuckDBEngine(Engine):
         progress: Progress,
     ) -> dict[str, pa.ChunkedArray | pa.Array]:
         cutoff = datetime_to_us(knowledge_cutoff) if knowledge_cutoff is not None else None
+        exact.install(con)
         keys = sorted({k for fs in feature_sets for k in fs.entity.keys})
         times = timestamp_to_us(contexts.column("at"))
         slim = pa.table(
@@ -78,7 +79,8 @@ class DuckDBEngine(Engine):
                 str(fact_log.root / name / entry.path)
                 for entry in fact_log.files(name)
                 if entry.min_recorded_at < latest
-                and entry.min_event_time < latest
+                # only recorded_at prunes soundly: a file of future event times can
+                # still hold a correction that retires an earlier version
                 and (cutoff is None or entry.min_recorded_at < cutoff)
             ]
             results.update(self._source(con, source, features, paths, cutoff, contexts.num_rows))

@@ -155,7 +155,7 @@ def subtractable_value(feature: Aggregate, m: dict[str, Measure]) -> str:
         return n
     total = m["s"].column
     if m["s"].scale is not None:
-        total = f"({total}::DOUBLE / pow(2.0, {m['s'].scale}))"
+        total = f"(exact_double({total}) / pow(2.0, {m['s'].scale}))"
     if feature.function == "sum":
         zero = "0.0" if feature.dtype == "float" else "0"
         return f"CASE WHEN {n} = 0 THEN {zero} ELSE {total} END"
