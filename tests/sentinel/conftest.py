@@ -1,0 +1,96 @@
+"""Fixtures: the synthetic world's tables and models (built once), and a fresh registry with a
+live model and a sentinel over it per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from parity.predictor import Predictor
+from parity.registry import Registry, open_registry
+from parity.sentinel import Sentinel, SentinelConfig, StaticInputs
+from tests.sentinel import world
+
+# Small but decisive: every good/bad case is far from its threshold at these sizes.
+TEST_CONFIG: dict[str, Any] = {
+    "artifact": {"timeout": "20s", "memory_mb": 2048, "sample_rows": 200},
+    "shadow_accuracy": {"bootstrap": 400, "margin": 0.02, "min_samples": 1000},
+    "drift": {"min_samples": 500},
+    "calibration": {"min_samples": 1000},
+    "latency": {"requests": 100, "warmup": 5, "p99_ms": 40, "max_seconds": 1.0},
+    "dependent_data": {"max_age": {"plays": "1h"}, "default_max_age": "1d"},
+}
+
+
+@dataclass
+class Tables:
+    """Training rows of the live model and of candidates, and recent labelled traffic."""
+
+    train_live: pa.Table
+    train: pa.Table
+    shadow: pa.Table
+    live: Predictor
+    good: Predictor
+
+
+@pytest.fixture(scope="session")
+def tables() -> Tables:
+    train_live = world.rows(8_000, seed=11)
+    train = world.rows(8_000, seed=12)
+    shadow = world.rows(8_000, seed=13)
+    return Tables(train_live, train, shadow, world.fit(train_live), world.fit(train))
+
+
+@dataclass
+class Setup:
+    """A registry with version 1 live, inputs describing a healthy online world, a sentinel."""
+
+    registry: Registry
+    inputs: StaticInputs
+    config: dict[str, Any]
+    root: Path
+    hooks: list[Any] = field(default_factory=list)
+
+    def sentinel(self, **kwargs: Any) -> Sentinel:
+        kwargs.setdefault("render_reports", False)  # rendering is tested where it matters
+        return Sentinel(self.registry, self.inputs,
+                        config=SentinelConfig.from_dict(self.config),
+                        clock=lambda: world.NOW, **kwargs)
+
+    def register(self, predictor: Any, alias: str | None = "candidate",
+                 feature_sets: Any = None) -> int:
+        fs = feature_sets if feature_sets is not None else getattr(
+            predictor, "feature_set_versions", None) or list(world.FEATURE_SETS.values())
+        mv = self.registry.register("conv", predictor, feature_sets=fs,
+                                    training_set={"path": "train.parquet"})
+        if alias:
+            self.registry.set_alias("conv", alias, mv.version)
+        return mv.version
+
+
+def healthy_inputs(t: Tables) -> StaticInputs:
+    return StaticInputs(
+        definitions=world.FEATURE_SETS,
+        fresh={"plays": world.NOW - timedelta(minutes=5),
+               "profiles": world.NOW - timedelta(hours=3)},
+        shadow=t.shadow,
+        training=t.train,
+    )
+
+
+@pytest.fixture
+def setup(tables: Tables, tmp_path: Path) -> Setup:
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "artifacts")
+    registry.register("conv", tables.live, feature_sets=list(world.FEATURE_SETS.values()))
+    registry.set_alias("conv", "live", 1)
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in TEST_CONFIG.items()}
+    return Setup(registry, healthy_inputs(tables), config, tmp_path)
+
+
+Configure = Callable[[Setup, Tables], Any]

@@ -1,0 +1,157 @@
+"""Picklable models for the sentinel tests: a small numpy logistic regression and the catalog
+of bad candidates built around it. The artifact check unpickles these in a child process, so
+they live in an importable module (not in a test function)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+
+class NumpyLogit:
+    """Logistic regression fitted by Newton steps; no scikit-learn, so children start fast."""
+
+    def __init__(self) -> None:
+        self.coef_ = np.zeros(0)
+        self.mean_ = np.zeros(0)
+        self.classes_ = np.array([0, 1])
+
+    def fit(self, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> NumpyLogit:
+        self.mean_ = np.nanmean(X, axis=0)
+        Z = self._design(X)
+        w = np.zeros(Z.shape[1])
+        for _ in range(25):
+            p = 1 / (1 + np.exp(-Z @ w))
+            grad = Z.T @ (p - y) + l2 * w
+            hess = (Z * (p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(w))
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.max(np.abs(step)) < 1e-10:
+                break
+        self.coef_ = w
+        return self
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        X = np.where(np.isnan(X), self.mean_, X)
+        return np.column_stack([np.ones(len(X)), X])
+
+    def logit(self, X: np.ndarray) -> np.ndarray:
+        return self._design(np.asarray(X, dtype=np.float64)) @ self.coef_
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-self.logit(X)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+class Wrapped:
+    """Base for models that change what an inner model predicts."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.classes_ = np.array([0, 1])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = self.probability(np.asarray(X, dtype=np.float64))
+        return np.column_stack([1 - p, p])
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        return self.inner.predict_proba(X)[:, 1]
+
+
+class Noisy(Wrapped):
+    """Adds deterministic per-row noise to the logit: a clearly worse ranking."""
+
+    def __init__(self, inner: Any, scale: float) -> None:
+        super().__init__(inner)
+        self.scale = scale
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        noise = np.sin(np.nan_to_num(X) @ np.arange(1, X.shape[1] + 1) * 7919.0)
+        return 1 / (1 + np.exp(-(self.inner.logit(X) + self.scale * noise * 1.7)))
+
+
+class Overconfident(Wrapped):
+    """Multiplies the logit: the same ranking (same AUC), badly calibrated probabilities."""
+
+    def __init__(self, inner: Any, factor: float) -> None:
+        super().__init__(inner)
+        self.factor = factor
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-self.factor * self.inner.logit(X)))
+
+
+class SometimesNaN(Wrapped):
+    """Returns NaN for every row whose first feature is a multiple of ``every``."""
+
+    def __init__(self, inner: Any, every: int) -> None:
+        super().__init__(inner)
+        self.every = every
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        p = self.inner.predict_proba(X)[:, 1].copy()
+        p[np.nan_to_num(X[:, 0]).astype(int) % self.every == 0] = np.nan
+        return p
+
+
+class Slow(Wrapped):
+    """Sleeps ``delay`` seconds on every call."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        super().__init__(inner)
+        self.delay = delay
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        return self.inner.predict_proba(X)[:, 1]
+
+
+class HangsOnPredict(Wrapped):
+    """Never returns from predict."""
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        while True:
+            time.sleep(1)
+
+
+class CrashesOnLoad:
+    """Unpickling it aborts the interpreter (SIGABRT), as a broken native extension would."""
+
+    def predict(self, X: Any) -> Any:
+        return X
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (os.abort, ())
+
+
+class RaisesOnLoad:
+    """Unpickling it raises, as a class renamed since training would."""
+
+    def predict(self, X: Any) -> Any:
+        return X
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (_missing_class, ("churn.models.OldModel",))
+
+
+def _missing_class(name: str) -> Any:
+    raise ImportError(f"cannot import {name}: the module was renamed")
+
+
+class EatsMemory:
+    """Unpickling it allocates 64 GB."""
+
+    def predict(self, X: Any) -> Any:
+        return X
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return (np.ones, (8 * 1024**3,))

@@ -1,0 +1,156 @@
+"""Checks run directly on plain inputs (no registry, no child process): edge cases, "not enough
+data", sample-size aware thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from parity.predictor import Predictor
+from parity.sentinel import CheckContext, SentinelConfig, Verdict, get_check, run_check
+from parity.sentinel.config import ContractConfig, DriftConfig
+from tests.sentinel import world
+from tests.sentinel.conftest import Tables
+
+
+def ctx_for(tables: Tables, **kwargs: Any) -> CheckContext:
+    values: dict[str, Any] = dict(
+        model="conv", version=2, now=world.NOW, candidate=tables.good, live=tables.live,
+        live_version=1, feature_sets=world.FEATURE_SETS,
+        online_types={f.name: f.dtype for f in world.member_features.features},
+        shadow=tables.shadow, training=tables.train, sources=["plays", "profiles"],
+        freshness={"plays": world.NOW - timedelta(minutes=1),
+                   "profiles": world.NOW - timedelta(minutes=1)},
+        config=SentinelConfig.from_dict({"shadow_accuracy": {"bootstrap": 200}}),
+    )
+    values.update(kwargs)
+    return CheckContext(**values)
+
+
+def run(name: str, ctx: CheckContext) -> Any:
+    return run_check(get_check(name), ctx)
+
+
+def test_healthy_inputs_pass_every_in_process_check(tables: Tables) -> None:
+    ctx = ctx_for(tables)
+    for name in ("contract", "dependent_data", "shadow_accuracy", "drift", "calibration",
+                 "latency"):
+        assert run(name, ctx).status == "pass", (name, run(name, ctx).reason)
+    assert run("artifact", ctx).status == "skipped"  # no artifact file given
+
+
+def test_small_samples_are_not_enough_data(tables: Tables) -> None:
+    ctx = ctx_for(tables, shadow=tables.shadow.slice(0, 200))
+    assert run("shadow_accuracy", ctx).status == "not_enough_data"
+    assert run("calibration", ctx).status == "not_enough_data"
+    assert run("drift", ctx).status == "not_enough_data"
+    assert "200 labelled shadow rows" in run("shadow_accuracy", ctx).reason
+
+
+def test_too_few_of_one_class_is_not_enough_data(tables: Tables) -> None:
+    label = tables.shadow.column("label").to_numpy()
+    keep = (label == 0) | (np.cumsum(label) <= 10)  # every negative, ten positives
+    ctx = ctx_for(tables, shadow=tables.shadow.filter(pa.array(keep)))
+    result = run("shadow_accuracy", ctx)
+    assert result.status == "not_enough_data"
+    assert "only 10 positive" in result.reason
+
+
+def test_drift_thresholds_follow_sample_size(tables: Tables) -> None:
+    """Tiny samples from one distribution never drift; a huge sample with a negligible shift
+    is significant but too small a PSI to matter."""
+    config = SentinelConfig(drift=DriftConfig(min_samples=50))
+    for seed in range(20):
+        small = world.rows(60, seed=200 + seed)
+        other = world.rows(60, seed=300 + seed)
+        result = run("drift", ctx_for(tables, training=small, shadow=other, config=config))
+        assert result.status == "pass", result.reason
+        limits = [r["psi_limit"] for r in result.evidence["features"]]
+        assert min(limits) > 0.2  # above the configured 0.2: noise at n=60 is that large
+    big = world.rows(40_000, seed=400)
+    shifted = world.rows(40_000, seed=401, minutes_scale=1.04)
+    result = run("drift", ctx_for(tables, training=big, shadow=shifted,
+                                  config=SentinelConfig(drift=DriftConfig(max_rows=40_000))))
+    minutes = next(r for r in result.evidence["features"] if r["feature"] == "minutes_7d")
+    assert minutes["pvalue"] < 1e-4 and minutes["psi"] < 0.2
+    assert result.status == "pass"
+
+
+def test_drift_in_categories_and_in_missing_values(tables: Tables) -> None:
+    shadow = tables.shadow
+    country = np.where(np.arange(shadow.num_rows) % 2 == 0, "IN", shadow.column("country")
+                       .to_numpy(zero_copy_only=False))
+    age = pa.array([None if i % 3 else v for i, v in
+                    enumerate(shadow.column("age").to_pylist())], pa.int64())
+    changed = shadow.set_column(shadow.column_names.index("country"), "country",
+                                pa.array(country.tolist()))
+    changed = changed.set_column(changed.column_names.index("age"), "age", age)
+    result = run("drift", ctx_for(tables, shadow=changed))
+    drifted = {r["feature"]: r for r in result.evidence["features"] if r["status"] == "drifted"}
+    assert set(drifted) == {"country", "age"}
+    assert drifted["country"]["test"] == "chi2"
+    assert drifted["age"]["missing_live"] == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_dependent_data_missing_source_and_requirement(tables: Tables) -> None:
+    config = SentinelConfig.from_dict({"dependent_data": {"requires": ["labels", "data/x/"]}})
+    ctx = ctx_for(tables, config=config, freshness={"plays": world.NOW, "profiles": None},
+                  requirements={"data/x/": False})
+    result = run("dependent_data", ctx)
+    assert result.codes == {"dependent_data.missing", "dependent_data.requirement_missing"}
+    assert "'profiles' holds no data" in result.reason
+
+
+def test_contract_type_mismatch_and_metadata_mismatch(tables: Tables) -> None:
+    types = {f.name: f.dtype for f in world.member_features.features} | {"country": "int"}
+    ctx = ctx_for(tables, online_types=types,
+                  registered_feature_sets={"member_features": "ffffffffffffffff"})
+    result = run("contract", ctx)
+    assert {"contract.feature_type", "contract.metadata_mismatch"} <= result.codes
+    assert "country" in result.reason or any("country" in f.message for f in result.findings)
+
+
+def test_contract_output_range_for_a_regression(tables: Tables) -> None:
+    class Linear:
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            return X[:, 1] * 10.0  # minutes * 10: up to thousands
+
+    regression = Predictor(Linear(), world.FEATURES, output="raw",
+                           categories={"country": world.COUNTRIES},
+                           feature_sets=[world.member_features])
+    config = SentinelConfig(contract=ContractConfig(output_min=0, output_max=100))
+    result = run("contract", ctx_for(tables, candidate=regression, config=config))
+    assert result.codes == {"contract.output_range"}
+    assert run("calibration", ctx_for(tables, candidate=regression)).status == "skipped"
+
+
+def test_floor_without_live(tables: Tables) -> None:
+    floor = SentinelConfig.from_dict({"shadow_accuracy": {"floor": 0.9, "bootstrap": 200}})
+    result = run("shadow_accuracy", ctx_for(tables, live=None, live_version=None, config=floor))
+    assert result.codes == {"shadow_accuracy.below_floor"}
+    low = replace(floor, shadow_accuracy=replace(floor.shadow_accuracy, floor=0.55))
+    assert run("shadow_accuracy", ctx_for(tables, live=None, config=low)).status == "pass"
+
+
+@pytest.mark.parametrize("metric", ["log_loss", "accuracy", "brier"])
+def test_other_metrics(tables: Tables, metric: str) -> None:
+    config = SentinelConfig.from_dict({"shadow_accuracy": {"metric": metric, "bootstrap": 200,
+                                                           "margin": 0.02}})
+    result = run("shadow_accuracy", ctx_for(tables, config=config))
+    assert result.status == "pass", result.reason
+    assert result.evidence["metric"] == metric
+
+
+def test_verdict_json_is_strict(tables: Tables) -> None:
+    ctx = ctx_for(tables)
+    result = run("latency", ctx)
+    result.evidence["odd"] = float("nan")
+    verdict = Verdict("conv", 2, "pass", [result], world.NOW)
+    again = Verdict.from_json(verdict.to_json())
+    assert again.results[0].evidence["odd"] is None
+    assert again.headline() == verdict.headline()
