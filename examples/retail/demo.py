@@ -1,8 +1,13 @@
 """The end-to-end demo on real data: `make demo` runs this.
 
-Steps: create a workspace, load the retail history into the fact log, build a point-in-time
-training set with the Time Machine, train a model, and report AUC on a later time split.
-Each later capability of parity adds a step here.
+The retail history is moved forward by whole weeks so that it ends just before today; then
+"now" is a real moment after the data, and the online steps serve live traffic.
+
+  1. workspace            5. online features agree with the Time Machine after fresh pushes
+  2. fact log             6. registry: register with lineage, promote to live
+  3. Time Machine         7. serve over HTTP on loopback; every prediction is logged
+  4. train + AUC          8. feature log: logged features vs recomputation; retrain from it
+                          9. sentinel: a good candidate is promoted, a broken one stopped
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,85 +33,6 @@ import prepare
 import parity as pt
 
 console = Console()
-TRAIN_END = pd.Timestamp("2011-08-01", tz="UTC")  # contexts before: training
-TEST_START = pd.Timestamp("2011-09-05", tz="UTC")  # after the last training label closes
-
-
-def step(title: str) -> None:
-    console.rule(f"[bold]{title}")
-
-
-def make_workspace(root: Path) -> pt.Workspace:
-    step("1. workspace")
-    if root.exists():
-        shutil.rmtree(root)
-    pt.init(root, name="retail")
-    shutil.copy(HERE / "features.py", root / "features.py")
-    ws = pt.open(root)
-    fs = ws.definitions.feature_set("customer_features")
-    console.print(
-        f"workspace {root}; feature set {fs.name} version {fs.version} "
-        f"with {len(fs.features)} features"
-    )
-    return ws
-
-
-def load_history(ws: pt.Workspace, raw: pd.DataFrame) -> None:
-    step("2. fact log: a history load of real retail transactions")
-    started = time.perf_counter()
-    report = ws.ingest("purchases", prepare.purchases(raw))  # recorded_at = event_time + 1h
-    profiles = ws.ingest("profiles", prepare.profiles(raw))
-    again = ws.ingest("purchases", prepare.purchases(raw))
-    console.print(
-        f"purchases: {report.rows_written:,} facts in {report.files} daily files; "
-        f"profiles: {profiles.rows_written:,} versions "
-        f"({time.perf_counter() - started:.1f}s)"
-    )
-    console.print(
-        f"re-ingesting the same file wrote {again.rows_written} facts "
-        f"({again.duplicates_skipped:,} skipped as already logged)"
-    )
-
-
-def build_training_set(ws: pt.Workspace, raw: pd.DataFrame) -> pd.DataFrame:
-    step("3. Time Machine: every feature as visible at each context's own moment")
-    contexts = prepare.contexts_and_labels(raw)
-    console.print(
-        f"{len(contexts):,} contexts: weekly moments x active customers, "
-        f"label = buys again within 30 days "
-        f"(positive rate {contexts['buys_within_30d'].mean():.1%})"
-    )
-    started = time.perf_counter()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
-        table = ws.training_set(
-            contexts, "customer_features", progress=lambda s: bar.update(task, description=s)
-        )
-    console.print(
-        f"training set: {table.num_rows:,} rows x {table.num_columns} columns "
-        f"in {time.perf_counter() - started:.1f}s"
-    )
-    frame = table.to_pandas()
-    sample = frame[frame["customer_id"] == 12347].head(4)
-    shown = [
-        "customer_id",
-        "at",
-        "spend_30d",
-        "orders_90d",
-        "days_since_last_order",
-        "country",
-        "buys_within_30d",
-    ]
-    console.print(sample[shown].to_string(index=False))
-    return frame
-
-
 FEATURES = [
     "spend_7d",
     "spend_30d",
@@ -123,59 +50,171 @@ FEATURES = [
 ]
 
 
-def train_and_evaluate(frame: pd.DataFrame) -> float:
-    step("4. train on the past, test on the future")
-    from sklearn.ensemble import HistGradientBoostingClassifier
+def step(title: str) -> None:
+    console.rule(f"[bold]{title}")
+
+
+class Demo:
+    """State shared by the steps."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.shift = prepare.shift_to_now()
+        self.train_end = pd.Timestamp("2011-08-01", tz="UTC") + self.shift
+        self.test_start = pd.Timestamp("2011-09-05", tz="UTC") + self.shift
+        self.ws: pt.Workspace
+        self.raw: pd.DataFrame
+        self.frame: pd.DataFrame
+        self.model: Any = None
+
+
+def make_workspace(demo: Demo) -> None:
+    step("1. workspace")
+    if demo.root.exists():
+        shutil.rmtree(demo.root)
+    pt.init(demo.root, name="retail")
+    shutil.copy(HERE / "features.py", demo.root / "features.py")
+    config = (
+        (demo.root / "parity.yaml")
+        .read_text()
+        .replace("online: sqlite", f"online: sqlite:///{demo.root}/data/online.db?lookback=none")
+    )
+    (demo.root / "parity.yaml").write_text(config + "serving:\n  admin_token: demo-token\n")
+    demo.ws = pt.open(demo.root)
+    fs = demo.ws.definitions.feature_set("customer_features")
+    console.print(
+        f"workspace {demo.root}; feature set {fs.name} version {fs.version} "
+        f"with {len(fs.features)} features"
+    )
+    console.print(
+        f"the data is moved forward by {demo.shift.days // 7} weeks so that it ends "
+        f"just before today"
+    )
+
+
+def load_history(demo: Demo) -> None:
+    step("2. fact log: a history load of real retail transactions")
+    demo.raw = prepare.load_raw(shift=demo.shift)
+    started = time.perf_counter()
+    report = demo.ws.ingest("purchases", prepare.purchases(demo.raw))  # known at event + 1h
+    profiles = demo.ws.ingest("profiles", prepare.profiles(demo.raw))
+    again = demo.ws.ingest("purchases", prepare.purchases(demo.raw))
+    console.print(
+        f"purchases: {report.rows_written:,} facts in {report.files} daily files; "
+        f"profiles: {profiles.rows_written:,} versions "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
+    console.print(
+        f"re-ingesting the same file wrote {again.rows_written} facts "
+        f"({again.duplicates_skipped:,} skipped as already logged)"
+    )
+
+
+def build_training_set(demo: Demo) -> None:
+    step("3. Time Machine: every feature as visible at each context's own moment")
+    contexts = prepare.contexts_and_labels(demo.raw, shift=demo.shift)
+    console.print(
+        f"{len(contexts):,} contexts: weekly moments x active customers, "
+        f"label = buys again within 30 days "
+        f"(positive rate {contexts['buys_within_30d'].mean():.1%})"
+    )
+    started = time.perf_counter()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        table = demo.ws.training_set(
+            contexts, "customer_features", progress=lambda s: bar.update(task, description=s)
+        )
+    console.print(
+        f"training set: {table.num_rows:,} rows x {table.num_columns} columns "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    demo.frame = table.to_pandas()
+    sample = demo.frame[demo.frame["customer_id"] == 12347].head(4)
+    shown = [
+        "customer_id",
+        "at",
+        "spend_30d",
+        "orders_90d",
+        "days_since_last_order",
+        "country",
+        "buys_within_30d",
+    ]
+    console.print(sample[shown].to_string(index=False))
+
+
+def auc_of(model: Any, frame: pd.DataFrame) -> float:
     from sklearn.metrics import roc_auc_score
 
-    train = frame[frame["at"] < TRAIN_END]
-    test = frame[frame["at"] >= TEST_START]
-    X_train = train[FEATURES].astype(float).to_numpy()
-    X_test = test[FEATURES].astype(float).to_numpy()
+    scores = model.predict_proba(frame[FEATURES].astype(float).to_numpy())[:, 1]
+    return float(roc_auc_score(frame["buys_within_30d"], scores))
+
+
+def fit(frame: pd.DataFrame, label: str = "buys_within_30d") -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
-    model.fit(X_train, train["buys_within_30d"].to_numpy())
-    scores = model.predict_proba(X_test)[:, 1]
-    auc = roc_auc_score(test["buys_within_30d"], scores)
+    return model.fit(frame[FEATURES].astype(float).to_numpy(), frame[label].to_numpy())
+
+
+def train_and_evaluate(demo: Demo) -> float:
+    step("4. train on the past, test on the future")
+    from sklearn.metrics import roc_auc_score
+
+    train = demo.frame[demo.frame["at"] < demo.train_end]
+    test = demo.frame[demo.frame["at"] >= demo.test_start]
+    demo.model = fit(train)
+    auc = auc_of(demo.model, test)
     recency = -test["days_since_last_order"].fillna(1e6).to_numpy()
     baseline = roc_auc_score(test["buys_within_30d"], recency)
     table = Table(title="buys again within 30 days")
     for column in ("split", "contexts", "positive rate", "AUC"):
         table.add_column(column)
     table.add_row(
-        f"train (at < {TRAIN_END.date()})",
-        f"{len(train):,}",
-        f"{train['buys_within_30d'].mean():.1%}",
-        "-",
+        "train (first 7 months)", f"{len(train):,}", f"{train['buys_within_30d'].mean():.1%}", "-"
     )
     table.add_row(
-        f"test (at >= {TEST_START.date()}), recency only",
+        "test (last 3 months), recency only",
         f"{len(test):,}",
         f"{test['buys_within_30d'].mean():.1%}",
         f"{baseline:.3f}",
     )
     table.add_row(
-        f"test (at >= {TEST_START.date()}), gradient boosting",
+        "test (last 3 months), gradient boosting",
         f"{len(test):,}",
         f"{test['buys_within_30d'].mean():.1%}",
         f"[bold]{auc:.3f}[/]",
     )
     console.print(table)
-    return float(auc)
+    return auc
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workspace", default="demo-workspace", type=Path)
+    parser.add_argument("--offline-only", action="store_true", help="Stop after step 4.")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    ws = make_workspace(args.workspace.resolve())
-    raw = prepare.load_raw()
-    load_history(ws, raw)
-    frame = build_training_set(ws, raw)
-    auc = train_and_evaluate(frame)
+    demo = Demo(args.workspace.resolve())
+    make_workspace(demo)
+    load_history(demo)
+    build_training_set(demo)
+    auc = train_and_evaluate(demo)
     if not np.isfinite(auc) or auc < 0.6:
         console.print(f"[red]AUC {auc:.3f} is implausibly low: something is wrong")
         return 1
+    if not args.offline_only:
+        import live
+
+        if not live.run(demo):
+            return 1
     console.rule(f"[bold green]demo finished in {time.perf_counter() - started:.0f}s")
     return 0
 

@@ -13,10 +13,21 @@ import pandas as pd
 
 DATA = Path(__file__).parent / "data" / "online_retail.parquet"
 LABEL_WINDOW = pd.Timedelta(days=30)
+DATA_END = pd.Timestamp("2011-12-10", tz="UTC")
 
 
-def load_raw(path: Path = DATA) -> pd.DataFrame:
-    """The invoice lines that have a customer, with UTC event times."""
+def shift_to_now(now: pd.Timestamp | None = None) -> pd.Timedelta:
+    """A whole number of weeks that moves the data so it ends just before ``now``.
+
+    The demo serves "live" traffic; shifting keeps weekdays and every interval intact.
+    """
+    now = now or pd.Timestamp.now(tz="UTC")
+    weeks = (now - DATA_END).days // 7
+    return pd.Timedelta(weeks=max(weeks, 0))
+
+
+def load_raw(path: Path = DATA, shift: pd.Timedelta | None = None) -> pd.DataFrame:
+    """The invoice lines that have a customer, with UTC event times (moved by ``shift``)."""
     raw = pd.read_parquet(path)
     raw = raw[raw["CustomerID"].notna()].copy()
     raw["event_time"] = (
@@ -26,7 +37,17 @@ def load_raw(path: Path = DATA) -> pd.DataFrame:
     )
     if raw["event_time"].isna().any():
         raise ValueError("some invoice times are ambiguous in Europe/London; handle them first")
+    if shift is not None:
+        raw["event_time"] = raw["event_time"] + shift
     return raw
+
+
+def label_events(raw: pd.DataFrame) -> pd.DataFrame:
+    """The purchases that count as "buys again": non-cancelled invoice lines."""
+    buys = raw[~raw["InvoiceNo"].astype(str).str.startswith("C")]
+    return pd.DataFrame(
+        {"customer_id": buys["CustomerID"].astype("int64"), "event_time": buys["event_time"]}
+    )
 
 
 def purchases(raw: pd.DataFrame) -> pd.DataFrame:
@@ -58,11 +79,14 @@ def profiles(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def contexts_and_labels(
-    raw: pd.DataFrame, first: str = "2011-01-03", last: str = "2011-11-07"
+    raw: pd.DataFrame,
+    shift: pd.Timedelta | None = None,
+    first: str = "2011-01-03",
+    last: str = "2011-11-07",
 ) -> pd.DataFrame:
-    """Weekly moments (Mondays 00:00 UTC) for every customer who had bought before;
-    label: buys again (a non-cancelled invoice) within 30 days after the moment."""
-    moments = pd.date_range(first, last, freq="7D", tz="UTC")
+    """Weekly moments (Mondays 00:00 UTC, moved by ``shift``) for every customer who had bought
+    before; label: buys again (a non-cancelled invoice) within 30 days after the moment."""
+    moments = pd.date_range(first, last, freq="7D", tz="UTC") + (shift or pd.Timedelta(0))
     buys = raw[~raw["InvoiceNo"].astype(str).str.startswith("C")]
     first_seen = raw.groupby("CustomerID")["event_time"].min()
     rows = []
