@@ -6,12 +6,7 @@ from parity.engines import Engine
 from parity.engines.duckdb import DuckDBEngine
 
 
-def _engines() -> list[object]:
-    return [pytest.param("duckdb", id="duckdb")]
-
-
-@pytest.fixture(params=_engines())
+@pytest.fixture(params=["sweep", "join"], ids=["duckdb-sweep", "duckdb-join"])
 def engine(request: pytest.FixtureRequest) -> Engine:
-    if request.param == "duckdb":
-        return DuckDBEngine(memory_limit="1GB", threads=2)
-    raise AssertionError(request.param)
+    """Every plan of every engine runs the whole suite ('auto' picks one of these per window)."""
+    return DuckDBEngine(memory_limit="1GB", threads=2, plan=request.param)

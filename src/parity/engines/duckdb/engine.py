@@ -24,10 +24,16 @@ class DuckDBEngine(Engine):
 
     def __init__(
         self,
-        memory_limit: str | None = "4GB",
+        memory_limit: str | None = "3GB",
         threads: int | None = None,
         temp_directory: str | None = None,
+        plan: str = "auto",
+        dense_events: float = 64.0,
     ) -> None:
+        if plan not in ("auto", "sweep", "join"):
+            raise ValueError(f"plan must be 'auto', 'sweep' or 'join', not {plan!r}")
+        self.plan = plan
+        self.dense_events = dense_events
         self.memory_limit = memory_limit
         self.threads = threads
         self.temp_directory = temp_directory
@@ -112,10 +118,13 @@ class DuckDBEngine(Engine):
             named, finals = {}, {}
             measures: list[sql.Measure] = []
             scales = self._float_scales(con, aggregates)
+            sweep = self._sweep_windows(con, keys, aggregates)
             running = [
                 a
                 for a in aggregates
-                if a.function in sql.SUBTRACTABLE and scales.get(a.field or "", 0) is not None
+                if a.function in sql.SUBTRACTABLE
+                and scales.get(a.field or "", 0) is not None
+                and a.window_us in sweep
             ]
             for i, feature in enumerate(running):
                 roles = sql.measures_for(feature, i, scales.get(feature.field or ""))
@@ -128,12 +137,12 @@ class DuckDBEngine(Engine):
             joined = [a for a in aggregates if a not in running]
             if joined:
                 columns = [f"j{i}" for i in range(len(joined))]
-                pieces.append((columns, sql.joined_sql(keys, joined, columns)))
+                pieces.append((columns, sql.joined_sql(keys, joined, columns, scales)))
                 for column, feature in zip(columns, joined):
                     named[column] = feature
                     finals[column] = (
                         f"coalesce({column}, 0)"
-                        if feature.function in ("count_distinct", "sum")
+                        if feature.function in ("count_distinct", "sum", "count")
                         else f"CASE WHEN len({column}) = 0 THEN NULL ELSE {column} END"
                         if feature.function == "last_k"
                         else column
@@ -145,6 +154,30 @@ class DuckDBEngine(Engine):
         select = ", ".join(f"{finals[c]} AS {c}" for c in named)
         table = query_arrow(con, f"SELECT {select} FROM ctx {' '.join(joins)} ORDER BY _row")
         return {feature.name: table.column(column) for column, feature in named.items()}
+
+    def _sweep_windows(
+        self, con: Any, keys: list[str], aggregates: list[Aggregate]
+    ) -> set[int | None]:
+        """The windows whose subtractable aggregates use running sums rather than a join.
+
+        A join costs contexts x events in the window per key; running sums cost a sort of
+        every event boundary. Running sums win only where windows hold many events per key
+        (dense keys, long windows, all history), so ``plan="auto"`` picks per window from the
+        average number of events a key has in it.
+        """
+        windows = {a.window_us for a in aggregates if a.function in sql.SUBTRACTABLE}
+        if self.plan == "sweep":
+            return windows
+        if self.plan == "join":
+            return set()
+        versions, keys_seen, span = con.execute(sql.shape_sql(keys)).fetchone()
+        per_key = versions / max(keys_seen or 1, 1)
+        chosen: set[int | None] = set()
+        for window in windows:
+            share = 1.0 if window is None or not span else min(1.0, window / span)
+            if window is None or per_key * share > self.dense_events:
+                chosen.add(window)
+        return chosen
 
     @staticmethod
     def _float_scales(con: Any, aggregates: list[Aggregate]) -> dict[str, int | None]:

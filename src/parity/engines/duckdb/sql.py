@@ -167,8 +167,15 @@ def _field(feature: Aggregate) -> str:
     return "v.event_time" if feature.field == EVENT_TIME else f"v.{q(feature.field)}"
 
 
-def joined_aggregate(feature: Aggregate, column: str) -> str:
-    """An aggregate over versions joined to a context (non-subtractable functions)."""
+def joined_aggregate(feature: Aggregate, column: str, scale: int | None = None) -> str:
+    """An aggregate over the versions joined to a context's ``t``.
+
+    Float sums are exact (``scale`` as in ``exact_scale``) and correctly rounded, like the
+    running sums; without a scale they fall back to a compensated sum.
+    """
+    if feature.field is None:  # count of events
+        window = f"FILTER (WHERE v._et >= c._t - {feature.window_us})" if feature.window_us else ""
+        return f"count(*) {window} AS {column}"
     value = _field(feature)
     conditions = [f"{value} IS NOT NULL"]
     if feature.window_us is not None:
@@ -182,10 +189,19 @@ def joined_aggregate(feature: Aggregate, column: str) -> str:
         return f"max({value}) {flt} AS {column}"
     if fn == "count_distinct":
         return f"count(DISTINCT {value}) {flt} AS {column}"
-    if fn == "sum":  # floats whose exponent range is too wide for exact running sums
-        return f"fsum({value}) {flt} AS {column}"
-    if fn == "mean":
-        return f"fsum({value}) {flt} / count({value}) {flt} AS {column}"
+    if fn == "count":
+        return f"count({value}) {flt} AS {column}"
+    if fn in ("sum", "mean"):
+        if feature.source.field_dtype(feature.field or "") != "float":
+            total = f"sum({value}::BIGINT) {flt}"
+        elif scale is not None:
+            scaled = f"sum(({value} * pow(2.0, {scale}))::HUGEINT) {flt}"
+            total = f"(exact_double({scaled}) / pow(2.0, {scale}))"
+        else:  # an exponent range too wide for exact integer sums
+            total = f"fsum({value}) {flt}"
+        if fn == "sum":
+            return f"{total} AS {column}"
+        return f"{total}::DOUBLE / count({value}) {flt} AS {column}"
     if fn == "last":
         rank = "struct_pack(a := v._et, b := v._ra, c := v.fact_id)"
         return f"arg_max({value}, {rank}) {flt} AS {column}"
@@ -194,12 +210,20 @@ def joined_aggregate(feature: Aggregate, column: str) -> str:
     raise AssertionError(f"not a joined aggregate: {fn}")
 
 
-def joined_sql(keys: Sequence[str], features: Sequence[Aggregate], columns: Sequence[str]) -> str:
+def joined_sql(
+    keys: Sequence[str],
+    features: Sequence[Aggregate],
+    columns: Sequence[str],
+    scales: dict[str, int | None] | None = None,
+) -> str:
     """Non-subtractable aggregates: join each context to the versions valid at its ``t``."""
     windows = [f.window_us for f in features]
     widest = None if any(w is None for w in windows) else max(w for w in windows if w is not None)
     reach = f" AND v._et >= c._t - {widest}" if widest is not None else ""
-    selects = ", ".join(joined_aggregate(f, c) for f, c in zip(features, columns))
+    scales = scales or {}
+    selects = ", ".join(
+        joined_aggregate(f, c, scales.get(f.field or "")) for f, c in zip(features, columns)
+    )
     return f"""
         SELECT c._row, {selects}
         FROM ctx c JOIN v ON {key_join(keys, "c", "v")}
@@ -247,4 +271,12 @@ def lookup_sql(source: Source, features: Sequence[Lookup], columns: Sequence[str
             FROM running r LEFT JOIN superseded s ON r._row = s._row
         )
         SELECT _row, {", ".join(picks)} FROM best
+    """
+
+
+def shape_sql(keys: Sequence[str]) -> str:
+    """Versions, (approximate) distinct keys and the event-time span: to choose a plan."""
+    key_list = ", ".join(q(k) for k in keys)
+    return f"""
+        SELECT count(*), approx_count_distinct(({key_list})), max(_et) - min(_et) FROM v
     """
