@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from demo import FEATURES, Demo, console, fit, step
+
 from parity.predictor import Predictor
 from parity.sentinel import Sentinel, WorkspaceInputs
 
