@@ -121,7 +121,7 @@ def create_app(service: PredictionService, admin_token: str | None = None) -> Fa
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
-        service._export_log_stats()
+        service.export_log_stats()
         return PlainTextResponse(generate_latest(service.metrics.registry),
                                  media_type=CONTENT_TYPE_LATEST)
 

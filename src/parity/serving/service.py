@@ -111,9 +111,10 @@ class PredictionService:
                     and slot.last_swap.version == target
                 if target is not None and target != current and not failed:
                     self._load(slot)
-            self._export_log_stats()
+            self.export_log_stats()
 
-    def _export_log_stats(self) -> None:
+    def export_log_stats(self) -> None:
+        """Copy the feature log writer's counters into the Prometheus gauges."""
         if self.feature_log is None:
             return
         stats = self.feature_log.stats()

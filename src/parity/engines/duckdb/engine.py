@@ -106,11 +106,11 @@ class DuckDBEngine(Engine):
         con.execute("DROP TABLE IF EXISTS v")
         con.execute(f"CREATE TEMP TABLE v AS {sql.versions_sql(source, paths, cutoff)}")
         keys = list(source.entity.keys)
-        pieces: list[tuple[list[str], str]] = []
+        pieces: list[str] = []  # queries, one row per context _row each
         if isinstance(source, Source) and source.kind == "state":
             lookups = [f for f in features if isinstance(f, Lookup)]
             columns = [f"c{i}" for i in range(len(lookups))]
-            pieces.append((columns, sql.lookup_sql(source, lookups, columns)))
+            pieces.append(sql.lookup_sql(source, lookups, columns))
             named: dict[str, Aggregate | Lookup] = dict(zip(columns, lookups))
             finals = {c: c for c in columns}
         else:
@@ -133,11 +133,11 @@ class DuckDBEngine(Engine):
                 named[column] = feature
                 finals[column] = sql.subtractable_value(feature, roles)
             if measures:
-                pieces.append(([m.column for m in measures], sql.subtractable_sql(keys, measures)))
+                pieces.append(sql.subtractable_sql(keys, measures))
             joined = [a for a in aggregates if a not in running]
             if joined:
                 columns = [f"j{i}" for i in range(len(joined))]
-                pieces.append((columns, sql.joined_sql(keys, joined, columns, scales)))
+                pieces.append(sql.joined_sql(keys, joined, columns, scales))
                 for column, feature in zip(columns, joined):
                     named[column] = feature
                     finals[column] = (
@@ -148,7 +148,7 @@ class DuckDBEngine(Engine):
                         else column
                     )
         joins = []
-        for i, (_columns, query) in enumerate(pieces):
+        for i, query in enumerate(pieces):
             con.execute(f"CREATE OR REPLACE TEMP TABLE piece{i} AS {query}")
             joins.append(f"LEFT JOIN piece{i} USING (_row)")
         select = ", ".join(f"{finals[c]} AS {c}" for c in named)

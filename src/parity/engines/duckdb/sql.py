@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from parity.definitions import EVENT_TIME, Aggregate, Lookup, Source
 
 SUBTRACTABLE = frozenset({"count", "sum", "mean"})
-FOREVER = "9223372036854775807"
 
 
 def q(name: str) -> str:
