@@ -14,13 +14,11 @@ import pandas as pd
 import pyarrow as pa
 
 from parity.definitions import FeatureSet
-from parity.errors import DefinitionError, InputError, ParityError
+from parity.errors import DefinitionError, InputError, SkewError
 
 OUTPUTS = ("probability", "label", "raw", "top_k")
 
 
-class SkewError(ParityError):
-    """A model would be served with features whose definitions differ from its training."""
 
 
 class Predictor:

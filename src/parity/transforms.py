@@ -18,13 +18,11 @@ import pyarrow as pa
 
 from parity.definitions import Transform
 from parity.dtypes import arrow_type
-from parity.errors import ParityError
+from parity.errors import TransformError
 
 Column: TypeAlias = pa.Array | pa.ChunkedArray
 
 
-class TransformError(ParityError):
-    """A transform raised, or returned a value of the wrong type."""
 
 
 def apply_batch(transform: Transform, inputs: Mapping[str, Column], num_rows: int) -> pa.Array:

@@ -12,7 +12,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 import parity as pt
-from parity.cli_online import COMMANDS
+from parity.cli.online import COMMANDS
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

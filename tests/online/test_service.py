@@ -240,7 +240,7 @@ def test_store_urls(tmp_path: Path) -> None:
 def test_redis_is_not_imported_by_the_core() -> None:
     import subprocess
 
-    code = "import parity, parity.online, parity.skew, parity.cli_online, sys; print('redis' in sys.modules)"
+    code = "import parity, parity.online, parity.skew, parity.cli.online, sys; print('redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

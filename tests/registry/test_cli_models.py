@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from parity.cli_models import models
+from parity.cli.models import models
 from parity.registry import Registry, SqliteRegistry
 
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import parity
-from parity.cli_sentinel import sentinel as sentinel_cli
+from parity.cli.sentinel import sentinel as sentinel_cli
 from parity.featurelog import FeatureLogRecord, FeatureLogWriter
 from parity.sentinel import Sentinel, WorkspaceInputs
 from tests.sentinel import models, world

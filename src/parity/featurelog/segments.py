@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from parity.errors import ParityError
+from parity.errors import CorruptSegmentError, LogLockedError
 from parity.featurelog.columns import decode_table, payload_count, table_records
 from parity.featurelog.record import FeatureLogRecord
 
@@ -58,12 +58,8 @@ _pack_header = HEADER.pack
 _crc32 = zlib.crc32
 
 
-class CorruptSegmentError(ParityError):
-    """A sealed (closed) segment holds a frame that fails its checks."""
 
 
-class LogLockedError(ParityError):
-    """Another process or writer already writes to this feature log."""
 
 
 def segment_name(first_seq: int) -> str:

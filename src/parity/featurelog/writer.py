@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Literal
 from zlib import crc32 as _crc32
 
-from parity.errors import ParityError
+from parity.errors import FeatureLogConfigError, ParityError, WriterClosedError
 from parity.featurelog.columns import encode_batches
 from parity.featurelog.record import FeatureLogRecord
 from parity.featurelog.sampling import KeySampler
@@ -58,12 +58,8 @@ OnFull = Literal["drop", "block"]
 _pack_header = HEADER.pack
 
 
-class FeatureLogConfigError(ParityError, ValueError):
-    """A FeatureLogWriter parameter is out of range."""
 
 
-class WriterClosedError(ParityError):
-    """``log()`` was called after ``close()``."""
 
 
 @dataclass

@@ -20,24 +20,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from parity.errors import InputError, NotFoundError, ParityError
+from parity.errors import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    InputError,
+)
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 
 
-class ArtifactIntegrityError(ParityError):
-    """A stored artifact's bytes no longer match the sha256 it was stored under."""
-
-    def __init__(self, message: str, *, expected: str, actual: str, path: Path) -> None:
-        super().__init__(message)
-        self.expected = expected
-        self.actual = actual
-        self.path = path
 
 
-class ArtifactNotFoundError(NotFoundError):
-    """No artifact is stored under the requested sha256."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from parity.errors import InputError, NotFoundError, ParityError, TimeError
+from parity.errors import InputError, NotFoundError, NothingToRollBackError, TimeError
 from parity.registry.artifacts import ArtifactStore
 from parity.registry.codeversion import code_version
 from parity.registry.model import Model, dumps_model, loads_model
@@ -42,8 +42,6 @@ ALIAS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 Ref = int | str | None
 
 
-class NothingToRollBackError(ParityError):
-    """An alias cannot be rolled back: it never moved, or it had no version before."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, Protocol, runtime_checkable
 
-from parity.errors import InputError, ParityError
+from parity.errors import InvalidModelError, ModelSerializationError
 
 PICKLE_PROTOCOL = 5
 
@@ -34,12 +34,8 @@ class ProbabilisticModel(Model, Protocol):
         ...
 
 
-class InvalidModelError(InputError):
-    """The object handed over as a model does not follow the ``Model`` protocol."""
 
 
-class ModelSerializationError(ParityError):
-    """A model could not be pickled, or an artifact could not be unpickled."""
 
 
 def check_model(model: object) -> Model:

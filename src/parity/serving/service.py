@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from parity.errors import NotFoundError, ParityError
+from parity.errors import NotFoundError, NotServingError, ParityError
 from parity.serving.metrics import ServiceMetrics
 from parity.serving.slot import ModelSlot
 from parity.timeutil import to_utc_datetime
@@ -24,8 +24,6 @@ UTC = timezone.utc
 FeatureFn = Callable[[Sequence[str], Sequence[Mapping[str, Any]]], list[dict[str, Any]]]
 
 
-class NotServingError(ParityError):
-    """The model is known but no version of it could be loaded yet."""
 
 
 @dataclass

@@ -272,8 +272,8 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 
 def _register_optional() -> None:
     """Add the command modules of parts whose extras may not be installed."""
-    for module, name in (("parity.cli_online", "COMMANDS"), ("parity.cli_models", "models"),
-                         ("parity.cli_serve", "COMMANDS"), ("parity.cli_sentinel", "sentinel")):
+    for module, name in (("parity.cli.online", "COMMANDS"), ("parity.cli.models", "models"),
+                         ("parity.cli.serve", "COMMANDS"), ("parity.cli.sentinel", "sentinel")):
         try:
             found = getattr(importlib.import_module(module), name)
         except ImportError:  # an extra that is not installed
