@@ -1,14 +1,18 @@
-"""Shared pieces of the conformance suites: a fixed catalog of definitions, fact generators,
-and the comparison used for every engine and online store against the reference evaluator."""
+"""Shared pieces of the conformance suites: the catalog's definitions, builders of facts and
+contexts, hypothesis strategies, and the comparison used for every executor against the
+reference evaluator. A non-test module: tests import their helpers from here, never from
+another test module."""
 
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import strategies as st
 
 import parity as pt
@@ -84,6 +88,81 @@ def frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 PLAY_COLUMNS = ["member_id", "minutes", "title", "rating", "event_time", "recorded_at", "fact_id"]
 PROFILE_COLUMNS = ["member_id", "country", "age", "score", "event_time", "recorded_at", "fact_id"]
+CONTEXT_COLUMNS = ["member_id", "at", "device", "label"]
+
+
+def play(
+    member: int,
+    hour: float,
+    minutes: float | None = 1.0,
+    title: str | None = "a",
+    rating: int | None = 1,
+    late: float = 0,
+    fact_id: str | None = None,
+) -> dict[str, Any]:
+    """A row of ``plays`` at T0 + ``hour``, recorded ``late`` hours after it happened."""
+    return {
+        "member_id": member,
+        "minutes": minutes,
+        "title": title,
+        "rating": rating,
+        "event_time": ts(hour),
+        "recorded_at": ts(hour + late),
+        "fact_id": fact_id or f"p-{member}-{hour}-{title}",
+    }
+
+
+def profile(
+    member: int,
+    hour: float,
+    country: str | None = "GB",
+    age: int | None = 30,
+    late: float = 0,
+    fact_id: str | None = None,
+) -> dict[str, Any]:
+    """A row of ``profiles`` at T0 + ``hour``, recorded ``late`` hours after it happened."""
+    return {
+        "member_id": member,
+        "country": country,
+        "age": age,
+        "score": 1.5,
+        "event_time": ts(hour),
+        "recorded_at": ts(hour + late),
+        "fact_id": fact_id or f"s-{member}-{hour}",
+    }
+
+
+def at(member: int, hour: float, device: str | None = "tv", label: int = 0) -> dict[str, Any]:
+    """A context row for ``member`` at T0 + ``hour``."""
+    return {"member_id": member, "at": ts(hour), "device": device, "label": label}
+
+
+def col(table: pa.Table, name: str) -> list[Any]:
+    """A column as Python values."""
+    return table.column(name).to_pylist()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_or_skip() -> None:
+    """Skip (or fail, when PARITY_REQUIRE_SERVICES=1) if Redis does not answer."""
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:  # any failure to reach it is the same "not available"
+        reason = f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}: {exc}"
+        if os.environ.get("PARITY_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + " (PARITY_REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+
+
+def hypothesis_examples(default: int) -> int:
+    """Examples per property test: ``default`` (the CI budget) unless
+    ``PARITY_HYPOTHESIS_EXAMPLES`` asks for a longer run (e.g. 1000)."""
+    value = os.environ.get("PARITY_HYPOTHESIS_EXAMPLES")
+    return int(value) if value else default
 
 
 def assert_same(expected: pa.Table, actual: pa.Table, columns: list[str]) -> None:

@@ -212,13 +212,9 @@ class Aggregate:
                 )
         elif self.k is not None:
             raise DefinitionError(f"aggregate {self.name!r}: k is only for last_k")
-        dtype = {
-            "count": "int",
-            "count_distinct": "int",
-            "mean": "float",
-            "sum": "int" if field_type in ("int", "bool") else field_type,
-        }.get(self.function, field_type)
-        object.__setattr__(self, "dtype", dtype)
+        from parity.rules import rule  # not at the top: parity.rules imports this module
+
+        object.__setattr__(self, "dtype", rule(self.function).output_dtype(field_type))
 
     def spec(self) -> dict[str, Any]:
         """A JSON-serialisable description, used in version hashes."""

@@ -2,14 +2,17 @@
 
 This is the oracle every engine and the online path are tested against. It favours being
 obviously correct over being fast: it loops over contexts and facts in Python. Use it only
-for tests and for debugging a single context.
+for tests and for debugging a single context. It reads the rule table (``parity.rules``) only
+for what an empty window gives; each function's meaning is written here again, as plainly as
+possible, so that the oracle shares no code with an executor. Production code must not import
+this module.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,12 +26,12 @@ from parity.definitions import (
     RECORDED_AT,
     TOMBSTONE,
     Aggregate,
-    Feature,
     FeatureSet,
     Lookup,
     Transform,
 )
-from parity.dtypes import arrow_type
+from parity.plan import assemble
+from parity.rules import Agg, feature_arrow_type, input_types, missing, rule_of
 from parity.timeutil import datetime_to_us
 from parity.transforms import apply_row
 
@@ -107,36 +110,42 @@ def aggregate(feature: Aggregate, facts: Sequence[Fact], t: int) -> Any:
     window = [
         f for f in facts if feature.window_us is None or f.event_time >= t - feature.window_us
     ]
-    if feature.field is None:
+    rule = rule_of(feature)
+    if feature.field is None:  # count of events
         return len(window)
     pairs = [
         (f.order, f.values[feature.field]) for f in window if f.values[feature.field] is not None
     ]
+    if not pairs:
+        return rule.empty_value(feature.dtype)
+    return _REDUCE[rule.function](feature, pairs)
+
+
+Pairs = list[tuple[tuple[int, int, str], Any]]
+
+
+def _sum(feature: Aggregate, pairs: Pairs) -> Any:
     values = [v for _, v in pairs]
-    fn = feature.function
-    if fn == "count":
-        return len(values)
-    if fn == "count_distinct":
-        return len(set(values))
-    if fn == "sum":
-        if feature.dtype == "float":
-            return math.fsum(values)
-        return sum(int(v) for v in values)
-    if not values:
-        return None
-    if fn == "mean":
-        return math.fsum(float(v) for v in values) / len(values)
-    if fn == "min":
-        return min(values)
-    if fn == "max":
-        return max(values)
-    newest_first = [v for _, v in sorted(pairs, key=lambda p: p[0], reverse=True)]
-    if fn == "last":
-        return newest_first[0]
-    if fn == "last_k":
-        assert feature.k is not None
-        return newest_first[: feature.k]
-    raise AssertionError(f"unknown aggregation {fn}")
+    return math.fsum(values) if feature.dtype == "float" else sum(int(v) for v in values)
+
+
+def _newest_first(pairs: Pairs) -> list[Any]:
+    return [v for _, v in sorted(pairs, key=lambda p: p[0], reverse=True)]
+
+
+# One plain Python reduction per function, over the (order, value) pairs of the non-null
+# values in the window (never empty here: the rule table gives the empty value).
+_REDUCE: dict[Agg, Callable[[Aggregate, Pairs], Any]] = {
+    Agg.COUNT: lambda f, pairs: len(pairs),
+    Agg.COUNT_DISTINCT: lambda f, pairs: len({v for _, v in pairs}),
+    Agg.SUM: _sum,
+    Agg.MEAN: lambda f, pairs: math.fsum(float(v) for _, v in pairs) / len(pairs),
+    Agg.MIN: lambda f, pairs: min(v for _, v in pairs),
+    Agg.MAX: lambda f, pairs: max(v for _, v in pairs),
+    Agg.LAST: lambda f, pairs: _newest_first(pairs)[0],
+    Agg.LAST_K: lambda f, pairs: _newest_first(pairs)[: f.k],
+}
+assert not missing(_REDUCE), f"reference evaluator lacks {missing(_REDUCE)}"
 
 
 def lookup(feature: Lookup, facts: Sequence[Fact], t: int) -> Any:
@@ -192,32 +201,18 @@ def evaluate_row(
     """
     t = datetime_to_us(row[AT])
     key = tuple(row[k] for k in fs.entity.keys)
-    values: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    seen: dict[str, list[Fact]] = {}  # visible facts per source, found once per row
     for feature in fs.features:
         if isinstance(feature, Transform):
-            inputs = {**row, **values}
-            values[feature.name] = apply_row(feature, inputs, input_types(fs, types))
             continue
-        facts = visible(index.get(feature.source.name, {}), key, t, cutoff)
+        name = feature.source.name
+        if name not in seen:
+            seen[name] = visible(index.get(name, {}), key, t, cutoff)
+        facts = seen[name]
         if isinstance(feature, Aggregate):
-            values[feature.name] = aggregate(feature, facts, t)
+            raw[feature.name] = aggregate(feature, facts, t)
         else:
-            values[feature.name] = lookup(feature, facts, t)
-    return values
-
-
-def feature_arrow_type(feature: Feature) -> pa.DataType:
-    """The Arrow type of a feature's values."""
-    if isinstance(feature, Aggregate) and feature.function == "last_k":
-        return pa.list_(arrow_type(feature.dtype))
-    return arrow_type(feature.dtype)
-
-
-def input_types(
-    fs: FeatureSet, context_types: Mapping[str, pa.DataType] | None
-) -> dict[str, pa.DataType]:
-    """Arrow types of everything a transform of ``fs`` may read: context columns and features."""
-    types = dict(context_types or {})
-    for feature in fs.features:
-        types[feature.name] = feature_arrow_type(feature)
-    return types
+            raw[feature.name] = lookup(feature, facts, t)
+    types_in = input_types(fs, types)
+    return assemble(fs, raw, row, lambda tr, inputs: apply_row(tr, inputs, types_in))

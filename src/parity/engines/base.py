@@ -1,29 +1,34 @@
 """The offline engine interface: the Time Machine's executor.
 
 An engine computes aggregates and lookups for many contexts, each as visible at its own
-``at``. Transforms are applied afterwards by shared code, so every engine calls the same
-function objects the same way. A new engine implements ``compute`` and passes the
-conformance suite in ``tests/engines`` against the reference evaluator.
+``at``. The shared code around it normalizes the contexts, makes the plan (``parity.plan``:
+features grouped by source, the fact files that can matter for a knowledge cutoff) and applies
+transforms afterwards, so every engine calls the same function objects the same way. A new
+engine implements ``compute`` (its query code only) and registers an adapter in the case
+catalog (``tests/catalog``), which checks it against the reference evaluator.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import TypeAlias
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from parity.contexts import normalize_contexts
-from parity.definitions import Aggregate, FeatureSet, Lookup, Transform
+from parity.contexts import AT, normalize_contexts
+from parity.definitions import FeatureSet, Transform
 from parity.factlog import FactLog
 from parity.facts import FactData
-from parity.reference import feature_arrow_type
-from parity.timeutil import to_utc_datetime
+from parity.plan import Plan, assemble, plan_training_set
+from parity.rules import feature_arrow_type
+from parity.timeutil import datetime_to_us, timestamp_to_us, to_utc_datetime
 from parity.transforms import apply_batch
 
-ROW = "_row"
 Progress = Callable[[str], None]
+Column: TypeAlias = pa.ChunkedArray | pa.Array
 
 
 class Engine(ABC):
@@ -42,44 +47,49 @@ class Engine(ABC):
         """Every feature of ``feature_sets`` for each context, as visible at its own ``at``.
 
         ``contexts`` holds the entity keys, ``at`` (aware UTC), request fields and any other
-        columns (labels, ids), which pass through unchanged and in order. With
-        ``knowledge_cutoff``, facts recorded at or after it are ignored, so the same call
-        returns the same table however much is logged later. Features are appended as columns
-        named after them, feature set by feature set.
+        columns (labels, ids), which pass through unchanged and in order, whatever their
+        names. With ``knowledge_cutoff``, facts recorded at or after it are ignored, so the
+        same call returns the same table however much is logged later. Features are appended
+        as columns named after them, feature set by feature set.
         """
         table = normalize_contexts(contexts, feature_sets)
         cutoff = to_utc_datetime(knowledge_cutoff, "knowledge_cutoff") if knowledge_cutoff else None
-        indexed = table.append_column(ROW, pa.array(range(table.num_rows), pa.int64()))
+        latest = pc.max(timestamp_to_us(table.column(AT))).as_py() if table.num_rows else None
+        plan = plan_training_set(
+            feature_sets,
+            fact_log,
+            latest,
+            datetime_to_us(cutoff) if cutoff is not None else None,
+        )
         report = progress or (lambda _step: None)
-        computed = self.compute(indexed, feature_sets, fact_log, cutoff, report)
+        computed = self.compute(table, plan, report)
+        raw = {
+            f.name: computed[f.name].cast(feature_arrow_type(f)) for f in plan.raw_features
+        }
         out = table
         for fs in feature_sets:
-            for feature in fs.features:
-                if isinstance(feature, Transform):
-                    report(f"transform {fs.name}.{feature.name}")
-                    inputs = {name: out.column(name) for name in feature.inputs}
-                    column: pa.Array | pa.ChunkedArray = apply_batch(feature, inputs, out.num_rows)
-                else:
-                    column = computed[feature.name].cast(feature_arrow_type(feature))
-                out = out.append_column(feature.name, column)
+            context: Mapping[str, Column] = {n: out.column(n) for n in out.column_names}
+            apply = _transform(fs, report, out.num_rows)
+            for name, column in assemble(fs, raw, context, apply).items():
+                out = out.append_column(name, column)
         return out
 
     @abstractmethod
-    def compute(
-        self,
-        contexts: pa.Table,
-        feature_sets: Sequence[FeatureSet],
-        fact_log: FactLog,
-        knowledge_cutoff: datetime | None,
-        progress: Progress,
-    ) -> dict[str, pa.ChunkedArray | pa.Array]:
+    def compute(self, contexts: pa.Table, plan: Plan, progress: Progress) -> dict[str, Column]:
         """Aggregates and lookups (not transforms) for ``contexts``, in context order.
 
-        ``contexts`` is normalized and carries a ``_row`` column 0..n-1. Returns a mapping
-        from feature name to a column aligned with ``_row``.
+        ``contexts`` is normalized (keys, ``at`` in UTC microseconds, request fields, other
+        columns of any name); an engine must not rely on it having no other columns, and
+        names its own working columns so that they cannot collide with a user's. Returns a
+        mapping from feature name to a column aligned with the contexts' rows.
         """
 
 
-def raw_features(fs: FeatureSet) -> list[Aggregate | Lookup]:
-    """The features of ``fs`` an engine computes (everything but transforms)."""
-    return [f for f in fs.features if isinstance(f, (Aggregate, Lookup))]
+def _transform(
+    fs: FeatureSet, report: Progress, num_rows: int
+) -> Callable[[Transform, Mapping[str, Column]], Column]:
+    def apply(transform: Transform, inputs: Mapping[str, Column]) -> Column:
+        report(f"transform {fs.name}.{transform.name}")
+        return apply_batch(transform, inputs, num_rows)
+
+    return apply

@@ -2,9 +2,11 @@
 
 ``parity.reference`` states the rules one fact at a time; this module computes the same
 answers with numpy over a ``Block`` (all stored versions of one entity for one source), so
-that a request with 20 features over 1,000 events costs tens of microseconds. The online
-conformance suite proves the two agree. Eviction lives here too, because deciding which
-versions no request can need any more is a time rule.
+that a request with 20 features over 1,000 events costs tens of microseconds. What each
+aggregate function means (empty value, order, output type) comes from ``parity.rules``; the
+grouping of features by source and the transform loop from ``parity.plan``. The case catalog
+(``tests/catalog``) proves the online path agrees with the reference. Eviction lives here
+too, because deciding which versions no request can need any more is a time rule.
 
 A prepared block is sorted by rule 2's order (event_time, recorded_at, fact_id), so "the most
 recent" is simply "the last selected row".
@@ -13,18 +15,19 @@ recent" is simply "the last selected row".
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from parity.contexts import AT
-from parity.definitions import EVENT_TIME, Aggregate, FeatureSet, Lookup, Source, Transform
+from parity.definitions import EVENT_TIME, Aggregate, FeatureSet, Lookup, Source
 from parity.dtypes import arrow_type
 from parity.online.base import FOREIGN_FLAG, TOMBSTONE_FLAG, Block, concat
-from parity.reference import input_types
+from parity.plan import SourcePlan, assemble, by_source
+from parity.rules import RULES, Agg, empty_value, input_types, missing, rule_of
 from parity.timeutil import TIMESTAMP_TYPE, us_to_datetime
 from parity.transforms import apply_row
 
@@ -110,17 +113,9 @@ def visible(p: Prepared, t: int) -> np.ndarray:
 
 
 @dataclass
-class SourcePlan:
-    """The aggregates and lookups of one feature set that read one source."""
-
-    source: Source
-    aggregates: list[Aggregate] = field(default_factory=list)
-    lookups: list[Lookup] = field(default_factory=list)
-
-
-@dataclass
 class SetPlan:
-    """A feature set compiled for online evaluation."""
+    """A feature set compiled for online evaluation: its raw features by source (the shared
+    planning step, ``parity.plan.by_source``) and the Arrow types its transforms see."""
 
     feature_set: FeatureSet
     sources: list[SourcePlan]
@@ -129,18 +124,9 @@ class SetPlan:
 
 def plan(fs: FeatureSet) -> SetPlan:
     """Group a feature set's raw features by source; fix the Arrow types transforms see."""
-    by_source: dict[str, SourcePlan] = {}
-    for feature in fs.features:
-        if isinstance(feature, Transform):
-            continue
-        entry = by_source.setdefault(feature.source.name, SourcePlan(feature.source))
-        if isinstance(feature, Aggregate):
-            entry.aggregates.append(feature)
-        else:
-            entry.lookups.append(feature)
     context_types: dict[str, pa.DataType] = {AT: TIMESTAMP_TYPE}
     context_types.update({k: arrow_type(d) for k, d in fs.entity.keys.items()})
-    return SetPlan(fs, list(by_source.values()), input_types(fs, context_types))
+    return SetPlan(fs, by_source([fs]), input_types(fs, context_types))
 
 
 def evaluate_set(
@@ -149,29 +135,21 @@ def evaluate_set(
     """Every feature of a feature set for one context ``row`` at ``t`` (epoch microseconds).
 
     ``prepared`` maps source names to the entity's prepared versions. Transforms run through
-    ``parity.transforms.apply_row``, exactly as the reference evaluator calls them.
+    ``parity.transforms.apply_row`` in the shared order (``parity.plan.assemble``), exactly as
+    the reference evaluator calls them.
     """
     raw: dict[str, Any] = {}
     for source_plan in set_plan.sources:
         raw.update(evaluate_source(source_plan, prepared.get(source_plan.source.name), t))
-    values: dict[str, Any] = {}
-    for feature in set_plan.feature_set.features:
-        if isinstance(feature, Transform):
-            values[feature.name] = apply_row(feature, {**row, **values}, set_plan.types)
-        else:
-            values[feature.name] = raw[feature.name]
-    return values
+    types = set_plan.types
+    return assemble(set_plan.feature_set, raw, row, lambda tr, inputs: apply_row(tr, inputs, types))
 
 
 def evaluate_source(source_plan: SourcePlan, p: Prepared | None, t: int) -> dict[str, Any]:
     """The aggregates and lookups of one source at ``t`` over an entity's prepared versions."""
     out: dict[str, Any] = {}
     if p is None or len(p.block) == 0:
-        for agg in source_plan.aggregates:
-            out[agg.name] = _empty(agg)
-        for lk in source_plan.lookups:
-            out[lk.name] = None
-        return out
+        return {f.name: empty_value(f) for f in source_plan.features}
     seen = visible(p, t)
     windows: dict[int | None, np.ndarray] = {}
     for agg in source_plan.aggregates:
@@ -190,14 +168,6 @@ def evaluate_source(source_plan: SourcePlan, p: Prepared | None, t: int) -> dict
     return out
 
 
-def _empty(agg: Aggregate) -> Any:
-    if agg.function in ("count", "count_distinct"):
-        return 0
-    if agg.function == "sum":
-        return 0.0 if agg.dtype == "float" else 0
-    return None
-
-
 def _column(block: Block, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     if name == EVENT_TIME:
         return block.event_time, None
@@ -205,40 +175,53 @@ def _column(block: Block, name: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _aggregate(agg: Aggregate, block: Block, mask: np.ndarray) -> Any:
-    if agg.field is None:
+    if agg.field is None:  # count of events
         return int(np.count_nonzero(mask))
     values, valid = _column(block, agg.field)
     if valid is not None:
         mask = mask & valid
-    fn = agg.function
-    if fn == "count":
-        return int(np.count_nonzero(mask))
-    if fn in ("last", "last_k"):
+    rule = rule_of(agg)
+    if not mask.any():
+        return rule.empty_value(agg.dtype)
+    if rule.ordered:  # rows are in rule 2's order: the newest is the last selected row
         rows = np.flatnonzero(mask)
         dtype = agg.source.field_dtype(agg.field)
-        if fn == "last":
-            return _py(dtype, values[rows[-1]]) if len(rows) else None
-        assert agg.k is not None
-        if not len(rows):
-            return None
-        return [_py(dtype, v) for v in values[rows[-agg.k :][::-1]].tolist()]
-    selected = values[mask]
-    if fn == "count_distinct":
-        if selected.dtype == object:
-            return len(set(selected.tolist()))
-        return len(np.unique(selected))
-    if fn == "sum":
-        if agg.dtype == "float":
-            return _float_sum(selected.astype(np.float64, copy=False))
-        return int(selected.sum(dtype=np.int64))
-    if not len(selected):
-        return None
-    if fn == "mean":
-        return _float_sum(selected.astype(np.float64)) / len(selected)
-    dtype = agg.source.field_dtype(agg.field)
+        k = 1 if agg.k is None else agg.k
+        newest = [_py(dtype, v) for v in values[rows[-k:][::-1]].tolist()]
+        return newest if rule.list_output else newest[0]
+    return _REDUCE[rule.function](agg, values[mask])
+
+
+def _extreme(agg: Aggregate, selected: np.ndarray, smallest: bool) -> Any:
     if selected.dtype == object:
-        return min(selected.tolist()) if fn == "min" else max(selected.tolist())
-    return _py(dtype, (selected.min() if fn == "min" else selected.max()).item())
+        return min(selected.tolist()) if smallest else max(selected.tolist())
+    value = (selected.min() if smallest else selected.max()).item()
+    return _py(agg.source.field_dtype(agg.field or ""), value)
+
+
+def _distinct(selected: np.ndarray) -> int:
+    if selected.dtype == object:
+        return len(set(selected.tolist()))
+    return len(np.unique(selected))
+
+
+def _sum(agg: Aggregate, selected: np.ndarray) -> Any:
+    if agg.dtype == "float":
+        return _float_sum(selected.astype(np.float64, copy=False))
+    return int(selected.sum(dtype=np.int64))
+
+
+# One numpy reduction per unordered function, over the window's non-null values (never empty
+# here: the rule table gives the empty value; last and last_k take the newest rows above).
+_REDUCE: dict[Agg, Callable[[Aggregate, np.ndarray], Any]] = {
+    Agg.COUNT: lambda agg, selected: len(selected),
+    Agg.COUNT_DISTINCT: lambda agg, selected: _distinct(selected),
+    Agg.SUM: _sum,
+    Agg.MEAN: lambda agg, selected: _float_sum(selected.astype(np.float64)) / len(selected),
+    Agg.MIN: lambda agg, selected: _extreme(agg, selected, smallest=True),
+    Agg.MAX: lambda agg, selected: _extreme(agg, selected, smallest=False),
+}
+assert not missing([*_REDUCE, *(a for a, r in RULES.items() if r.ordered)])
 
 
 def _lookup(lk: Lookup, block: Block, best: int | None, t: int) -> Any:

@@ -11,21 +11,37 @@ every end before ``t``: one sort, one running sum and one ASOF join, linear in e
 contexts. Other aggregates join each context to the versions valid at its ``t``; lookups take a
 running maximum by (event_time, recorded_at, fact_id) and correct it with the few versions that
 a later correction ended.
+
+The engine's working columns start with ``#`` (``"#row"``, ``"#t"``, ``"#start"``...): a user's
+key, field or context column is a Python identifier, so it can never take one of these names.
+What each aggregate function means comes from ``parity.rules``; this module only maps each
+function to SQL (``_JOINED``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from parity.definitions import EVENT_TIME, Aggregate, Lookup, Source
-
-SUBTRACTABLE = frozenset({"count", "sum", "mean"})
+from parity.rules import Agg, missing, rule_of
 
 
 def q(name: str) -> str:
     """Quote an identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def internal(name: str) -> str:
+    """A working column's quoted name, outside the space of user identifiers."""
+    return q("#" + name)
+
+
+ROW_NAME, T_NAME = "#row", "#t"  # the context table's working columns, as Arrow names
+ROW, T = q(ROW_NAME), q(T_NAME)
+ET, RA, START, NEXT, TIME, BEST = (
+    internal(n) for n in ("et", "ra", "start", "next", "time", "best")
+)
 
 
 def key_join(keys: Sequence[str], left: str, right: str) -> str:
@@ -40,10 +56,11 @@ def versions_sql(source: Source, paths: Sequence[str], cutoff_us: int | None) ->
     where = f"WHERE epoch_us(recorded_at) < {cutoff_us}" if cutoff_us is not None else ""
     files = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
     return f"""
-        SELECT {keys}{fields}, event_time, epoch_us(event_time) AS _et,
-               epoch_us(recorded_at) AS _ra, fact_id, _tombstone,
-               greatest(epoch_us(event_time), epoch_us(recorded_at)) AS _start,
-               lead(epoch_us(recorded_at)) OVER (PARTITION BY fact_id ORDER BY recorded_at) AS _next
+        SELECT {keys}{fields}, event_time, epoch_us(event_time) AS {ET},
+               epoch_us(recorded_at) AS {RA}, fact_id, _tombstone,
+               greatest(epoch_us(event_time), epoch_us(recorded_at)) AS {START},
+               lead(epoch_us(recorded_at)) OVER (PARTITION BY fact_id ORDER BY recorded_at)
+                   AS {NEXT}
         FROM read_parquet({files}) {where}
     """
 
@@ -55,6 +72,7 @@ class Measure:
     Float values are summed exactly: each is multiplied by ``2**scale`` (exact) so that it is
     an integer, the integers are summed as HUGEINT (exact, so adding a value when it enters a
     window and subtracting it when it leaves cancels perfectly), and the total is scaled back.
+    ``column`` is quoted.
     """
 
     column: str
@@ -64,7 +82,7 @@ class Measure:
 
 
 def _end(window_us: int | None) -> str:
-    return "_next" if window_us is None else f"least(_et + {window_us}, _next)"
+    return NEXT if window_us is None else f"least({ET} + {window_us}, {NEXT})"
 
 
 def float_scale_sql(field: str) -> str:
@@ -89,37 +107,47 @@ def exact_scale(low: float | None, high: float | None, count: int, non_finite: i
     return scale if bits <= 126 else None
 
 
+def sums_floats(feature: Aggregate) -> bool:
+    """Whether the aggregate adds up the values of a float field (and so needs a scale)."""
+    return (
+        "s" in rule_of(feature).parts
+        and feature.field is not None
+        and feature.source.field_dtype(feature.field) == "float"
+    )
+
+
 def measures_for(feature: Aggregate, index: int, scale: int | None = None) -> dict[str, Measure]:
-    """The running sums a subtractable aggregate needs, by role ('n' count, 's' sum).
+    """The running sums a subtractable aggregate needs, by part ('n' count, 's' sum).
 
     ``scale`` is the exact power-of-two scale of a float field (see ``exact_scale``).
     """
     w = feature.window_us
     if feature.field is None:
-        return {"n": Measure(f"m{index}_n", "1::BIGINT", w)}
+        return {"n": Measure(internal(f"m{index}_n"), "1::BIGINT", w)}
     present = f"({q(feature.field)} IS NOT NULL)::BIGINT"
-    out = {"n": Measure(f"m{index}_n", present, w)}
-    if feature.function in ("sum", "mean"):
-        if feature.source.field_dtype(feature.field) == "float":
+    out = {"n": Measure(internal(f"m{index}_n"), present, w)}
+    if "s" in rule_of(feature).parts:
+        if sums_floats(feature):
             assert scale is not None
             value = f"(coalesce({q(feature.field)}, 0) * pow(2.0, {scale}))::HUGEINT"
-            out["s"] = Measure(f"m{index}_s", value, w, scale)
+            out["s"] = Measure(internal(f"m{index}_s"), value, w, scale)
         else:
-            out["s"] = Measure(f"m{index}_s", f"coalesce({q(feature.field)}::BIGINT, 0)", w)
+            value = f"coalesce({q(feature.field)}::BIGINT, 0)"
+            out["s"] = Measure(internal(f"m{index}_s"), value, w)
     return out
 
 
 def subtractable_sql(keys: Sequence[str], measures: Sequence[Measure]) -> str:
-    """Running sums of ``measures`` ASOF-joined to the contexts: one row per context ``_row``."""
+    """Running sums of ``measures`` ASOF-joined to the contexts: one row per context."""
     key_list = ", ".join(q(k) for k in keys)
     windows = sorted({m.window_us for m in measures}, key=lambda w: -1 if w is None else w)
     branches = []
     starts = ", ".join(
-        f"CASE WHEN {_end(m.window_us)} IS NULL OR _start < {_end(m.window_us)} "
+        f"CASE WHEN {_end(m.window_us)} IS NULL OR {START} < {_end(m.window_us)} "
         f"THEN {m.expr} ELSE 0 END AS {m.column}"
         for m in measures
     )
-    branches.append(f"SELECT {key_list}, _start AS _time, {starts} FROM v WHERE NOT _tombstone")
+    branches.append(f"SELECT {key_list}, {START} AS {TIME}, {starts} FROM v WHERE NOT _tombstone")
     for w in windows:
         end = _end(w)
         cols = ", ".join(
@@ -127,38 +155,52 @@ def subtractable_sql(keys: Sequence[str], measures: Sequence[Measure]) -> str:
             for m in measures
         )
         branches.append(
-            f"SELECT {key_list}, {end} AS _time, {cols} FROM v "
-            f"WHERE NOT _tombstone AND {end} IS NOT NULL AND _start < {end}"
+            f"SELECT {key_list}, {end} AS {TIME}, {cols} FROM v "
+            f"WHERE NOT _tombstone AND {end} IS NOT NULL AND {START} < {end}"
         )
     deltas = "\nUNION ALL\n".join(branches)
     summed = ", ".join(f"sum({m.column}) AS {m.column}" for m in measures)
     running = ", ".join(
-        f"sum({m.column}) OVER (PARTITION BY {key_list} ORDER BY _time "
+        f"sum({m.column}) OVER (PARTITION BY {key_list} ORDER BY {TIME} "
         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {m.column}"
         for m in measures
     )
     picked = ", ".join(f"p.{m.column}" for m in measures)
     return f"""
         WITH deltas AS ({deltas}),
-        grouped AS (SELECT {key_list}, _time, {summed} FROM deltas GROUP BY {key_list}, _time),
-        prefix AS (SELECT {key_list}, _time, {running} FROM grouped)
-        SELECT c._row, {picked}
-        FROM ctx c ASOF LEFT JOIN prefix p ON {key_join(keys, "c", "p")} AND c._t > p._time
+        grouped AS (SELECT {key_list}, {TIME}, {summed} FROM deltas GROUP BY {key_list}, {TIME}),
+        prefix AS (SELECT {key_list}, {TIME}, {running} FROM grouped)
+        SELECT c.{ROW}, {picked}
+        FROM ctx c ASOF LEFT JOIN prefix p ON {key_join(keys, "c", "p")} AND c.{T} > p.{TIME}
     """
 
 
+# The value of each subtractable function from its parts (n: non-null values, s: their sum).
+_FROM_PARTS: dict[Agg, Callable[[str, str], str]] = {
+    Agg.COUNT: lambda n, s: n,
+    Agg.SUM: lambda n, s: s,
+    Agg.MEAN: lambda n, s: f"{s}::DOUBLE / {n}",
+}
+
+
 def subtractable_value(feature: Aggregate, m: dict[str, Measure]) -> str:
-    """The final expression of a subtractable aggregate from its running sums."""
+    """The final expression of a subtractable aggregate from its running sums.
+
+    With no value in the window (``n = 0``) it is the rule table's empty value.
+    """
+    rule = rule_of(feature)
     n = f"coalesce({m['n'].column}, 0)"
-    if feature.function == "count":
-        return n
-    total = m["s"].column
-    if m["s"].scale is not None:
-        total = f"(exact_double({total}) / pow(2.0, {m['s'].scale}))"
-    if feature.function == "sum":
-        zero = "0.0" if feature.dtype == "float" else "0"
-        return f"CASE WHEN {n} = 0 THEN {zero} ELSE {total} END"
-    return f"CASE WHEN {n} = 0 THEN NULL ELSE {total}::DOUBLE / {n} END"
+    total = "NULL"
+    if "s" in m:
+        total = m["s"].column
+        if m["s"].scale is not None:
+            total = f"(exact_double({total}) / pow(2.0, {m['s'].scale}))"
+    empty = _literal(rule.empty_value(feature.dtype))
+    return f"CASE WHEN {n} = 0 THEN {empty} ELSE {_FROM_PARTS[rule.function](n, total)} END"
+
+
+def _literal(value: object) -> str:
+    return "NULL" if value is None else repr(value)
 
 
 def _field(feature: Aggregate) -> str:
@@ -166,47 +208,71 @@ def _field(feature: Aggregate) -> str:
     return "v.event_time" if feature.field == EVENT_TIME else f"v.{q(feature.field)}"
 
 
+@dataclass(frozen=True)
+class _Joined:
+    """What a joined aggregate's SQL is built from: the value expression, its FILTER clause
+    and the exact scale of a float sum."""
+
+    feature: Aggregate
+    value: str
+    flt: str
+    scale: int | None
+
+
+def _sum_sql(j: _Joined) -> str:
+    """An exact sum: BIGINT for integers, scaled HUGEINT for floats, fsum as a last resort."""
+    if not sums_floats(j.feature):
+        return f"sum({j.value}::BIGINT) {j.flt}"
+    if j.scale is not None:
+        scaled = f"sum(({j.value} * pow(2.0, {j.scale}))::HUGEINT) {j.flt}"
+        return f"(exact_double({scaled}) / pow(2.0, {j.scale}))"
+    return f"fsum({j.value}) {j.flt}"  # an exponent range too wide for exact integer sums
+
+
+_ORDER = f"v.{ET} DESC, v.{RA} DESC, v.fact_id DESC"  # rule 2's order, newest first
+_JOINED: dict[Agg, Callable[[_Joined], str]] = {
+    Agg.COUNT: lambda j: f"count({j.value}) {j.flt}",
+    Agg.COUNT_DISTINCT: lambda j: f"count(DISTINCT {j.value}) {j.flt}",
+    Agg.SUM: _sum_sql,
+    Agg.MEAN: lambda j: f"{_sum_sql(j)}::DOUBLE / count({j.value}) {j.flt}",
+    Agg.MIN: lambda j: f"min({j.value}) {j.flt}",
+    Agg.MAX: lambda j: f"max({j.value}) {j.flt}",
+    Agg.LAST: lambda j: (
+        f"arg_max({j.value}, struct_pack(a := v.{ET}, b := v.{RA}, c := v.fact_id)) {j.flt}"
+    ),
+    Agg.LAST_K: lambda j: f"(list({j.value} ORDER BY {_ORDER}) {j.flt})[1:{j.feature.k}]",
+}
+assert not missing(_JOINED), f"DuckDB engine lacks {missing(_JOINED)}"
+
+
 def joined_aggregate(feature: Aggregate, column: str, scale: int | None = None) -> str:
-    """An aggregate over the versions joined to a context's ``t``.
+    """An aggregate over the versions joined to a context's ``t``; ``column`` is quoted.
 
     Float sums are exact (``scale`` as in ``exact_scale``) and correctly rounded, like the
     running sums; without a scale they fall back to a compensated sum.
     """
     if feature.field is None:  # count of events
-        window = f"FILTER (WHERE v._et >= c._t - {feature.window_us})" if feature.window_us else ""
+        window = ""
+        if feature.window_us is not None:
+            window = f"FILTER (WHERE v.{ET} >= c.{T} - {feature.window_us})"
         return f"count(*) {window} AS {column}"
     value = _field(feature)
     conditions = [f"{value} IS NOT NULL"]
     if feature.window_us is not None:
-        conditions.append(f"v._et >= c._t - {feature.window_us}")
+        conditions.append(f"v.{ET} >= c.{T} - {feature.window_us}")
     flt = f"FILTER (WHERE {' AND '.join(conditions)})"
-    order = "v._et DESC, v._ra DESC, v.fact_id DESC"
-    fn = feature.function
-    if fn == "min":
-        return f"min({value}) {flt} AS {column}"
-    if fn == "max":
-        return f"max({value}) {flt} AS {column}"
-    if fn == "count_distinct":
-        return f"count(DISTINCT {value}) {flt} AS {column}"
-    if fn == "count":
-        return f"count({value}) {flt} AS {column}"
-    if fn in ("sum", "mean"):
-        if feature.source.field_dtype(feature.field or "") != "float":
-            total = f"sum({value}::BIGINT) {flt}"
-        elif scale is not None:
-            scaled = f"sum(({value} * pow(2.0, {scale}))::HUGEINT) {flt}"
-            total = f"(exact_double({scaled}) / pow(2.0, {scale}))"
-        else:  # an exponent range too wide for exact integer sums
-            total = f"fsum({value}) {flt}"
-        if fn == "sum":
-            return f"{total} AS {column}"
-        return f"{total}::DOUBLE / count({value}) {flt} AS {column}"
-    if fn == "last":
-        rank = "struct_pack(a := v._et, b := v._ra, c := v.fact_id)"
-        return f"arg_max({value}, {rank}) {flt} AS {column}"
-    if fn == "last_k":
-        return f"(list({value} ORDER BY {order}) {flt})[1:{feature.k}] AS {column}"
-    raise AssertionError(f"not a joined aggregate: {fn}")
+    sql = _JOINED[rule_of(feature).function](_Joined(feature, value, flt, scale))
+    return f"{sql} AS {column}"
+
+
+def joined_value(feature: Aggregate, column: str) -> str:
+    """The final expression of a joined aggregate: the rule table's value for no values."""
+    rule = rule_of(feature)
+    if rule.empty_is_zero:  # a context without any joined version has no row at all
+        return f"coalesce({column}, {_literal(rule.empty_value(feature.dtype))})"
+    if rule.list_output:
+        return f"CASE WHEN len({column}) = 0 THEN NULL ELSE {column} END"
+    return column
 
 
 def joined_sql(
@@ -218,17 +284,17 @@ def joined_sql(
     """Non-subtractable aggregates: join each context to the versions valid at its ``t``."""
     windows = [f.window_us for f in features]
     widest = None if any(w is None for w in windows) else max(w for w in windows if w is not None)
-    reach = f" AND v._et >= c._t - {widest}" if widest is not None else ""
+    reach = f" AND v.{ET} >= c.{T} - {widest}" if widest is not None else ""
     scales = scales or {}
     selects = ", ".join(
         joined_aggregate(f, c, scales.get(f.field or "")) for f, c in zip(features, columns)
     )
     return f"""
-        SELECT c._row, {selects}
+        SELECT c.{ROW}, {selects}
         FROM ctx c JOIN v ON {key_join(keys, "c", "v")}
-            AND v._start < c._t AND (v._next IS NULL OR c._t <= v._next){reach}
+            AND v.{START} < c.{T} AND (v.{NEXT} IS NULL OR c.{T} <= v.{NEXT}){reach}
         WHERE NOT v._tombstone
-        GROUP BY c._row
+        GROUP BY c.{ROW}
     """
 
 
@@ -238,38 +304,38 @@ def lookup_sql(source: Source, features: Sequence[Lookup], columns: Sequence[str
     key_list = ", ".join(q(k) for k in keys)
     fields = sorted({f.field for f in features})
     packed = (
-        "struct_pack(a := _et, b := _ra, c := fact_id, "
+        f"struct_pack(a := {ET}, b := {RA}, c := fact_id, "
         + ", ".join(f"{q('f_' + f)} := {'event_time' if f == EVENT_TIME else q(f)}" for f in fields)
         + ")"
     )
     picks = []
     for feature, column in zip(features, columns):
-        value = f"w.{q('f_' + feature.field)}"
+        value = f"{BEST}.{q('f_' + feature.field)}"
         if feature.ttl_us is not None:
-            value = f"CASE WHEN w.a < _t - {feature.ttl_us} THEN NULL ELSE {value} END"
+            value = f"CASE WHEN {BEST}.a < {T} - {feature.ttl_us} THEN NULL ELSE {value} END"
         picks.append(f"{value} AS {column}")
     return f"""
         WITH final AS (
-            SELECT {key_list}, _start,
-                   max({packed}) OVER (PARTITION BY {key_list} ORDER BY _start) AS w
-            FROM v WHERE NOT _tombstone AND _next IS NULL
+            SELECT {key_list}, {START},
+                   max({packed}) OVER (PARTITION BY {key_list} ORDER BY {START}) AS {BEST}
+            FROM v WHERE NOT _tombstone AND {NEXT} IS NULL
         ),
         running AS (
-            SELECT c._row, c._t, f.w FROM ctx c
-            ASOF LEFT JOIN final f ON {key_join(keys, "c", "f")} AND c._t > f._start
+            SELECT c.{ROW}, c.{T}, f.{BEST} FROM ctx c
+            ASOF LEFT JOIN final f ON {key_join(keys, "c", "f")} AND c.{T} > f.{START}
         ),
         superseded AS (
-            SELECT c._row, max({packed}) AS w
+            SELECT c.{ROW}, max({packed}) AS {BEST}
             FROM ctx c JOIN v ON {key_join(keys, "c", "v")}
-                AND v._start < c._t AND c._t <= v._next
-            WHERE NOT v._tombstone AND v._next IS NOT NULL AND v._start < v._next
-            GROUP BY c._row
+                AND v.{START} < c.{T} AND c.{T} <= v.{NEXT}
+            WHERE NOT v._tombstone AND v.{NEXT} IS NOT NULL AND v.{START} < v.{NEXT}
+            GROUP BY c.{ROW}
         ),
         best AS (
-            SELECT r._row, r._t, greatest(r.w, s.w) AS w
-            FROM running r LEFT JOIN superseded s ON r._row = s._row
+            SELECT r.{ROW}, r.{T}, greatest(r.{BEST}, s.{BEST}) AS {BEST}
+            FROM running r LEFT JOIN superseded s ON r.{ROW} = s.{ROW}
         )
-        SELECT _row, {", ".join(picks)} FROM best
+        SELECT {ROW}, {", ".join(picks)} FROM best
     """
 
 
@@ -277,5 +343,5 @@ def shape_sql(keys: Sequence[str]) -> str:
     """Versions, (approximate) distinct keys and the event-time span: to choose a plan."""
     key_list = ", ".join(q(k) for k in keys)
     return f"""
-        SELECT count(*), approx_count_distinct(({key_list})), max(_et) - min(_et) FROM v
+        SELECT count(*), approx_count_distinct(({key_list})), max({ET}) - min({ET}) FROM v
     """
