@@ -11,22 +11,27 @@ from parity.definitions import (
     transform,
 )
 from parity.errors import (
+    ConfigError,
     DefinitionError,
     InputError,
     NotFoundError,
+    NotReadyError,
     ParityError,
     SchemaError,
+    StorageError,
     TimeError,
     TransientError,
     WorkspaceError,
 )
-from parity.factlog import FactLog, IngestReport
+from parity.factlog import FactLog, IngestReport, SourceSummary
+from parity.frames import to_arrow_table
 from parity.workspace import Workspace, init, open
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Aggregate",
+    "ConfigError",
     "DefinitionError",
     "Entity",
     "EventSource",
@@ -36,9 +41,12 @@ __all__ = [
     "InputError",
     "Lookup",
     "NotFoundError",
+    "NotReadyError",
     "ParityError",
     "SchemaError",
+    "SourceSummary",
     "StateSource",
+    "StorageError",
     "TimeError",
     "Transform",
     "TransientError",
@@ -47,5 +55,6 @@ __all__ = [
     "__version__",
     "init",
     "open",
+    "to_arrow_table",
     "transform",
 ]

@@ -7,6 +7,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from parity.errors import ConfigError
+
 
 def fetch_arrow(result: Any) -> pa.Table:
     """Fetch a DuckDB relation (``con.sql(...)``) as an Arrow table."""
@@ -17,7 +19,10 @@ def fetch_arrow(result: Any) -> pa.Table:
             if isinstance(table, pa.RecordBatchReader):
                 table = table.read_all()
             return table
-    raise RuntimeError("this duckdb version offers no Arrow fetch method")
+    raise ConfigError(
+        f"duckdb {duckdb.__version__} offers no Arrow fetch method parity knows; install a "
+        f"duckdb release from 0.10 on (pip install -U duckdb)"
+    )
 
 
 def connect(

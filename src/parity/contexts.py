@@ -10,20 +10,20 @@ import pyarrow.compute as pc
 from parity.definitions import FeatureSet
 from parity.dtypes import arrow_type
 from parity.errors import SchemaError
-from parity.facts import FactData, read_table
+from parity.frames import DataInput, read_data
 from parity.timeutil import normalize_timestamp_column
 
 AT = "at"
 
 
-def normalize_contexts(data: FactData, feature_sets: Sequence[FeatureSet]) -> pa.Table:
+def normalize_contexts(data: DataInput, feature_sets: Sequence[FeatureSet]) -> pa.Table:
     """Validate contexts for ``feature_sets`` and return them with ``at`` as timestamp[us, UTC].
 
     Every entity key of every feature set must be present and non-null, of the key's type;
     every request field a transform reads must be present. Other columns pass through untouched.
     Feature names must not clash with context columns or with each other.
     """
-    table = read_table(data, what="contexts")
+    table = read_data(data, what="contexts")
     if AT not in table.column_names:
         raise SchemaError(
             f"contexts need an {AT!r} column (the moment of each prediction, aware UTC); "

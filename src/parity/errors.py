@@ -4,6 +4,7 @@
     ├── TerminalError                   retrying the same call gives the same error
     │   ├── DefinitionError             a definition is wrong (caught when it is made)
     │   ├── InputError                  data handed to parity is wrong (ingest, contexts, requests)
+    │   │   ├── RequestError            an HTTP request field is wrong (names field, value, fix)
     │   │   ├── SchemaError             a column is missing, mistyped, or null where it may not be
     │   │   ├── TimeError               a timestamp is naive, unparseable or out of order
     │   │   └── InvalidModelError       the object handed over as a model has no ``predict``
@@ -163,3 +164,21 @@ class ModelSerializationError(TerminalError):
 
 class StorageError(TerminalError, OSError):
     """A disk or permission fault: a full disk, a read-only folder, a file that cannot be read."""
+
+
+class RequestError(InputError):
+    """A field of a request to the HTTP service is invalid; it names the field, value and fix."""
+
+    def __init__(self, field: str, value: object, problem: str, fix: str) -> None:
+        # Slice before repr: the value may be megabytes long.
+        if isinstance(value, int) and value.bit_length() > 128:
+            shown = f"an integer of {value.bit_length()} bits"
+        else:
+            shown = repr(value[:100] if isinstance(value, (str, bytes)) else value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{field}: {problem} (got {shown}); {fix}")
+        self.field = field
+        self.value = shown
+        self.problem = problem
+        self.fix = fix

@@ -9,18 +9,22 @@ A reader sees exactly the files the manifest lists. An append writes its files f
 replaces the manifest with ``os.replace``; a crash or an exception before that leaves the old
 manifest, so no partial batch is ever visible. Stray files from an interrupted append are
 removed by the next append.
+
+Durability order (so that a power cut cannot leave a manifest naming data that never reached
+the disk): every new data file is fsynced, then every folder that gained an entry (each
+partition folder, and the source folder when a partition folder is new); then the new manifest
+is written to a temporary file and fsynced, swapped in with ``os.replace``, and the source
+folder is fsynced so that the swap itself is durable before ``append`` returns.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,15 +35,18 @@ import pyarrow.parquet as pq
 
 from parity._duck import connect, query_arrow
 from parity.definitions import EVENT_TIME, FACT_ID, RECORDED_AT, Source
-from parity.errors import InputError, SchemaError
+from parity.durable import fsync_dir, fsync_file, locked, storage_error, write_json_atomic
+from parity.errors import InputError, ParityError, SchemaError
 from parity.facts import (
     FactData,
     RecordedAtPolicy,
     canonical_schema,
     normalize_facts,
+    select_columns,
     tombstones,
 )
-from parity.timeutil import datetime_to_us, now_us, to_utc_datetime
+from parity.frames import read_data
+from parity.timeutil import datetime_to_us, now_us, to_utc_datetime, us_to_datetime
 
 MANIFEST = "_manifest.json"
 
@@ -54,6 +61,9 @@ class FileEntry:
     max_event_time: int
     min_recorded_at: int
     max_recorded_at: int
+    #: True when parity derived the fact ids from content (no fact_id column was given); False
+    #: when the ids were given, or unknown (files written before this was recorded).
+    generated_ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,24 @@ class IngestReport:
     rows_written: int
     duplicates_skipped: int
     files: int
+    #: Columns the caller asked to drop (``drop``/``drop_extra``); never dropped otherwise.
+    columns_dropped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """What the fact log holds for one source, from its manifest (no data file is read).
+
+    ``rows`` counts stored fact versions: corrections and tombstones are rows too.
+    Times are None when the source holds no facts.
+    """
+
+    source: str
+    rows: int
+    files: int
+    min_event_time: datetime | None
+    max_event_time: datetime | None
+    latest_recorded_at: datetime | None
 
 
 class FactLog:
@@ -79,15 +107,29 @@ class FactLog:
         data: FactData,
         recorded_at: RecordedAtPolicy = "lag",
         rename: dict[str, str] | None = None,
+        *,
+        drop: Sequence[str] = (),
+        drop_extra: bool = False,
+        tz: str | None = None,
     ) -> IngestReport:
         """Validate and append facts for ``source``; all or nothing.
 
         ``recorded_at``: ``"lag"`` (default, a bulk load of history: ``event_time + lag``),
         ``"now"`` (ingestion time) or a datetime; a ``recorded_at`` column in the data wins.
-        Rows identical to facts already in the log are skipped, so re-ingesting is harmless.
+        ``rename``/``drop``/``drop_extra``/``tz``: see ``normalize_facts``; a column the source
+        does not know is an error unless dropped on request.
+        Rows identical to facts already in the log are skipped, so re-ingesting is harmless; a
+        batch whose facts equal logged ones except for their ``fact_id``, where one side's ids
+        were derived by parity and the other's given, is refused: that is the same data under
+        two id schemes and would double the source. Two facts with equal content and two
+        *given* ids are two facts (two identical purchases), and both are kept.
         """
-        facts = normalize_facts(source, data, recorded_at=recorded_at, rename=rename)
-        return self.append(source, facts)
+        table = read_data(data, "facts")
+        table, dropped = select_columns(source, table, rename, drop, drop_extra)
+        generated = FACT_ID not in table.column_names
+        facts = normalize_facts(source, table, recorded_at=recorded_at, tz=tz)
+        report = self._append(source, facts, ids_generated=generated)
+        return replace(report, columns_dropped=dropped)
 
     def delete(
         self,
@@ -124,30 +166,46 @@ class FactLog:
         return self.append(source, rows)
 
     def append(self, source: Source, facts: pa.Table) -> IngestReport:
-        """Append canonical facts (from ``normalize_facts``) atomically."""
+        """Append canonical facts (from ``normalize_facts``) atomically.
+
+        Unlike ``ingest`` this does not look for the same data under another id scheme: the
+        online path and other writers append facts whose ids are already decided.
+        """
+        return self._append(source, facts, ids_generated=None)
+
+    def _append(self, source: Source, facts: pa.Table, ids_generated: bool | None) -> IngestReport:
         expected = canonical_schema(source)
         if not facts.schema.equals(expected):
             raise SchemaError(
                 f"source {source.name!r}: append() takes canonical facts; use ingest()"
             )
         folder = self.root / source.name
-        folder.mkdir(parents=True, exist_ok=True)
-        with _locked(folder):
+        try:
+            return self._appendlocked(source, folder, facts, ids_generated)
+        except ParityError:
+            raise
+        except OSError as exc:
+            raise storage_error(exc, folder) from exc
+
+    def _appendlocked(
+        self, source: Source, folder: Path, facts: pa.Table, ids_generated: bool | None
+    ) -> IngestReport:
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            fsync_dir(folder.parent)
+        with locked(folder):
             manifest = self._load_manifest(source)
             self._check_source_unchanged(source, manifest)
             received = facts.num_rows
-            facts = self._skip_known(source, manifest, facts)
+            facts = self._skip_known(source, manifest, facts, ids_generated)
             batch = f"{datetime.utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-            staging = folder / f"_staging-{batch}"
             self._clean_strays(folder, manifest)
-            entries = _write_partitions(facts, staging, batch) if facts.num_rows else []
-            for entry in entries:
-                target = folder / entry.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / entry.path, target)
-            shutil.rmtree(staging, ignore_errors=True)
+            entries = (
+                _write_partitions(facts, folder, batch, bool(ids_generated))
+                if facts.num_rows else []
+            )
             manifest["files"].extend(entry.__dict__ for entry in entries)
-            _write_json_atomic(folder / MANIFEST, manifest)
+            write_json_atomic(folder / MANIFEST, manifest)
         return IngestReport(
             source.name, received, facts.num_rows, received - facts.num_rows, len(entries)
         )
@@ -161,10 +219,18 @@ class FactLog:
         data = json.loads(path.read_text())
         return [FileEntry(**entry) for entry in data["files"]]
 
-    def paths(self, source: Source | str) -> list[str]:
-        """Absolute paths of the committed files of a source."""
+    def paths(self, source: Source | str, recorded_before: int | None = None) -> list[str]:
+        """Absolute paths of the committed files of a source.
+
+        With ``recorded_before`` (epoch us), only files holding a version recorded before it:
+        the others cannot change anything a reader at that time sees.
+        """
         name = source if isinstance(source, str) else source.name
-        return [str(self.root / name / entry.path) for entry in self.files(name)]
+        return [
+            str(self.root / name / entry.path)
+            for entry in self.files(name)
+            if recorded_before is None or entry.min_recorded_at < recorded_before
+        ]
 
     def read(self, source: Source) -> pa.Table:
         """All committed facts of a source as one Arrow table (small data, tests, debugging)."""
@@ -172,6 +238,63 @@ class FactLog:
         if not paths:
             return canonical_schema(source).empty_table()
         return pa.concat_tables([pq.read_table(p, schema=canonical_schema(source)) for p in paths])
+
+    def summary(self, source: Source | str) -> SourceSummary:
+        """Row count, file count and time ranges of a source's committed facts."""
+        name = source if isinstance(source, str) else source.name
+        entries = self.files(name)
+
+        def when(values: list[int]) -> datetime | None:
+            return us_to_datetime(values[0]) if values else None
+
+        return SourceSummary(
+            name,
+            sum(e.rows for e in entries),
+            len(entries),
+            when(sorted(e.min_event_time for e in entries)),
+            when(sorted((e.max_event_time for e in entries), reverse=True)),
+            when(sorted((e.max_recorded_at for e in entries), reverse=True)),
+        )
+
+    def reset(self, source: Source | str) -> int:
+        """Remove every fact of a source, keeping its recorded definition; return rows removed.
+
+        The manifest is swapped for an empty one first (atomic: readers see all or nothing),
+        then the data files are deleted. The source's stored schema stays, so a later ingest
+        is still checked against it.
+        """
+        name = source if isinstance(source, str) else source.name
+        folder = self.root / name
+        if not (folder / MANIFEST).exists():
+            return 0
+        with locked(folder):
+            manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+            removed = sum(int(entry["rows"]) for entry in manifest["files"])
+            manifest["files"] = []
+            write_json_atomic(folder / MANIFEST, manifest)
+            self._clean_strays(folder, manifest)
+            for partition in folder.glob("event_date=*"):
+                if partition.is_dir() and not any(partition.iterdir()):
+                    partition.rmdir()
+        return removed
+
+    def remove(self, source: Source | str) -> int:
+        """Delete a source's folder: facts, manifest and recorded definition; return rows removed.
+
+        The folder is first renamed out of the way (atomic), so readers see the source either
+        whole or absent; afterwards the name is free for a source with another definition.
+        """
+        name = source if isinstance(source, str) else source.name
+        folder = self.root / name
+        if not folder.exists():
+            return 0
+        removed = sum(entry.rows for entry in self.files(name))
+        with locked(folder):
+            trash = self.root / f".deleted-{name}-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, trash)
+            fsync_dir(self.root)
+        shutil.rmtree(trash, ignore_errors=True)
+        return removed
 
     def sources(self) -> list[str]:
         """Names of sources that have a manifest."""
@@ -198,8 +321,15 @@ class FactLog:
                 f"logged under {self.root / source.name}; give the changed source a new name"
             )
 
-    def _skip_known(self, source: Source, manifest: dict[str, Any], facts: pa.Table) -> pa.Table:
-        """Drop rows already logged; reject different rows with a logged (fact_id, recorded_at)."""
+    def _skip_known(
+        self, source: Source, manifest: dict[str, Any], facts: pa.Table, ids_generated: bool | None
+    ) -> pa.Table:
+        """Drop rows already logged; reject different rows with a logged (fact_id, recorded_at).
+
+        ``ids_generated`` (bulk ingest only; None skips the check): whether this batch's ids were
+        derived by parity. Twins (equal content, other id) are refused when this batch's ids are
+        derived, or when the logged twin's file holds derived ids.
+        """
         if facts.num_rows == 0:
             return facts
         recorded = facts.column(RECORDED_AT).cast(pa.int64())
@@ -225,7 +355,38 @@ class FactLog:
                 f"same recorded_at but different values; a correction needs a later recorded_at"
             )
         fresh = query_arrow(con, f"SELECT b.* FROM batch b ANTI JOIN logged l ON {keys}")
+        if ids_generated is None or fresh.num_rows == 0:
+            con.close()
+            return fresh.cast(facts.schema)
+        derived = [
+            str(self.root / source.name / e["path"])
+            for e in manifest["files"]
+            if (e["max_recorded_at"] >= low and e["min_recorded_at"] <= high)
+            and (ids_generated or e.get("generated_ids", False))
+        ]
+        if not derived:
+            con.close()
+            return fresh.cast(facts.schema)
+        con.execute(f"CREATE OR REPLACE VIEW logged AS SELECT * FROM read_parquet({derived!r})")
+        con.register("fresh", fresh)
+        content = " AND ".join(
+            f"f.{c} IS NOT DISTINCT FROM l.{c}" for c in facts.column_names if c != FACT_ID
+        )
+        twin = con.execute(
+            f"SELECT count(*), any_value(f.{FACT_ID}), any_value(l.{FACT_ID}) FROM fresh f "
+            f"JOIN logged l ON f.{EVENT_TIME} = l.{EVENT_TIME} AND {content} "
+            f"WHERE f.{FACT_ID} <> l.{FACT_ID}"
+        ).fetchone()
         con.close()
+        if twin and twin[0]:
+            raise InputError(
+                f"source {source.name!r}: {twin[0]} fact(s) of this batch equal facts already "
+                f"logged except for their fact_id (e.g. new {twin[1]!r}, logged {twin[2]!r}); "
+                f"this is the same data under another id scheme (ids derived by parity one time, "
+                f"given with a fact_id column or --rename COL=fact_id the other), and logging it "
+                f"would count every fact twice. Ingest with the ids used before, or clear the "
+                f"source with `parity sources reset {source.name}` and ingest once"
+            )
         return fresh.cast(facts.schema)
 
     def _clean_strays(self, folder: Path, manifest: dict[str, Any]) -> None:
@@ -237,19 +398,27 @@ class FactLog:
                 path.unlink()
 
 
-def _write_partitions(facts: pa.Table, staging: Path, batch: str) -> list[FileEntry]:
+def _write_partitions(
+    facts: pa.Table, folder: Path, batch: str, generated_ids: bool = False
+) -> list[FileEntry]:
+    """Write one file per event date under ``folder``; durable (file and folder fsynced)."""
     event_us = facts.column(EVENT_TIME).cast(pa.int64())
     day = pc.cast(pc.divide(event_us, 86_400_000_000), pa.int64())
     facts = facts.append_column("_day", day).sort_by([("_day", "ascending")])
     days = facts.column("_day").to_numpy()
     entries: list[FileEntry] = []
+    new_folder = False
     bounds = [0, *((days[1:] != days[:-1]).nonzero()[0] + 1).tolist(), len(days)]
     for start, stop in zip(bounds[:-1], bounds[1:]):
         part = facts.slice(start, stop - start).drop_columns(["_day"])
         date = datetime.utcfromtimestamp(int(days[start]) * 86_400).strftime("%Y-%m-%d")
         relative = f"event_date={date}/part-{batch}.parquet"
-        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part, staging / relative, compression="zstd")
+        target = folder / relative
+        new_folder |= not target.parent.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_parquet(part, target)
+        fsync_file(target)
+        fsync_dir(target.parent)
         times = part.column(EVENT_TIME).cast(pa.int64())
         recorded = part.column(RECORDED_AT).cast(pa.int64())
         entries.append(
@@ -260,27 +429,13 @@ def _write_partitions(facts: pa.Table, staging: Path, batch: str) -> list[FileEn
                 max_event_time=pc.max(times).as_py(),
                 min_recorded_at=pc.min(recorded).as_py(),
                 max_recorded_at=pc.max(recorded).as_py(),
+                generated_ids=generated_ids,
             )
         )
-    with open(staging / "_sync", "w") as handle:  # make the data durable before the manifest
-        os.fsync(handle.fileno())
+    if new_folder:  # the new partition folders' entries in the source folder
+        fsync_dir(folder)
     return entries
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with open(folder / "_lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _write_parquet(part: pa.Table, path: Path) -> None:
+    pq.write_table(part, path, compression="zstd")

@@ -8,20 +8,18 @@ A canonical fact table has, in order: the entity keys, the source's schema field
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from parity.definitions import EVENT_TIME, FACT_ID, RECORDED_AT, TOMBSTONE, Source
 from parity.dtypes import arrow_type, can_cast
 from parity.errors import InputError, SchemaError, TimeError
+from parity.frames import DataInput, read_data
 from parity.timeutil import (
     TIMESTAMP_TYPE,
     datetime_to_us,
@@ -30,7 +28,7 @@ from parity.timeutil import (
     to_utc_datetime,
 )
 
-FactData: TypeAlias = pd.DataFrame | pa.Table | pa.RecordBatch | str | Path
+FactData: TypeAlias = DataInput
 RecordedAtPolicy: TypeAlias = Literal["lag", "now"] | datetime
 
 
@@ -48,30 +46,8 @@ def canonical_schema(source: Source) -> pa.Schema:
 
 
 def read_table(data: FactData, what: str = "facts") -> pa.Table:
-    """Read pandas, Arrow, or a Parquet/CSV path into an Arrow table."""
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if isinstance(data, pd.DataFrame):
-        return pa.Table.from_pandas(data, preserve_index=False)
-    if isinstance(data, (str, Path)):
-        path = Path(data)
-        if not path.exists():
-            raise InputError(f"{what}: no such file {str(path)!r}")
-        suffix = path.suffix.lower()
-        if suffix in (".parquet", ".pq") or path.is_dir():
-            return pq.read_table(path)
-        if suffix in (".csv", ".tsv", ".txt"):
-            options = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
-            # Timestamps stay strings so that normalize_timestamp_column can reject naive ones.
-            convert = pacsv.ConvertOptions(timestamp_parsers=[])
-            return pacsv.read_csv(path, parse_options=options, convert_options=convert)
-        raise InputError(f"{what}: cannot read {str(path)!r}; use a .parquet or .csv file")
-    raise InputError(
-        f"{what}: expected a pandas DataFrame, a pyarrow Table, or a path to Parquet/CSV, "
-        f"got {type(data).__name__}"
-    )
+    """Read any accepted input (see ``parity.frames.read_data``) into an Arrow table."""
+    return read_data(data, what)
 
 
 def normalize_facts(
@@ -80,37 +56,104 @@ def normalize_facts(
     recorded_at: RecordedAtPolicy = "lag",
     rename: Mapping[str, str] | None = None,
     now: int | None = None,
+    *,
+    drop: Sequence[str] = (),
+    drop_extra: bool = False,
+    tz: str | None = None,
 ) -> pa.Table:
     """Validate ``data`` against ``source`` and return canonical facts.
 
+    Columns: ``rename`` (old -> new) applies first, then ``drop`` removes named columns. Any
+    column left that is not an entity key, a schema field, ``event_time``, ``recorded_at`` or
+    ``fact_id`` is an error naming it, unless ``drop_extra`` (then it is dropped; see
+    ``dropped_columns``): nothing is dropped without the caller asking.
     ``recorded_at`` decides the column of that name where the data does not give it (or gives
     null): ``"lag"`` means ``event_time + source.lag`` (a bulk load of history; lag 0 when the
     source has none), ``"now"`` means ingestion time, a datetime means that moment.
+    ``tz`` (an IANA zone such as ``"Europe/Paris"``) is the zone of timestamps written without
+    one; without it naive timestamps are refused.
     ``fact_id`` defaults to a content hash: for state sources of (keys, event_time), so a new
     version at the same event_time is a correction; for event sources of the whole row plus its
     occurrence number within the batch, so re-ingesting a file is idempotent.
+    Float fields: NaN is stored as null (pandas writes a missing value as NaN); +/-inf is refused.
     Raises SchemaError or TimeError naming the column and the first offending row; the input is
     never partly accepted.
     """
-    table = read_table(data)
-    if rename:
-        table = table.rename_columns([rename.get(n, n) for n in table.column_names])
-    if TOMBSTONE in table.column_names:
-        raise SchemaError(f"column {TOMBSTONE!r} is reserved; delete facts with delete()")
+    table = select_columns(source, read_table(data), rename, drop, drop_extra)[0]
     n = table.num_rows
     columns: dict[str, pa.ChunkedArray] = {}
     for key, dtype in source.entity.keys.items():
-        columns[key] = _typed_column(source, table, key, dtype, nullable=False)
+        columns[key] = _typed_column(source, table, key, dtype, nullable=False, tz=tz)
     for column, dtype in source.schema.items():
-        columns[column] = _typed_column(source, table, column, dtype, nullable=True)
-    event_time = _time_column(source, table, EVENT_TIME, required=True)
+        columns[column] = _typed_column(source, table, column, dtype, nullable=True, tz=tz)
+    event_time = _time_column(source, table, EVENT_TIME, required=True, tz=tz)
     assert event_time is not None
     columns[EVENT_TIME] = event_time
-    columns[RECORDED_AT] = _recorded_at(source, table, event_time, recorded_at, now)
+    columns[RECORDED_AT] = _recorded_at(source, table, event_time, recorded_at, now, tz)
     columns[FACT_ID] = _fact_ids(source, table, columns)
     columns[TOMBSTONE] = pa.chunked_array([pa.array([False] * n, pa.bool_())])
     out = pa.table(columns, schema=canonical_schema(source))
     return dedupe_facts(source, out)
+
+
+def select_columns(
+    source: Source,
+    table: pa.Table,
+    rename: Mapping[str, str] | None = None,
+    drop: Sequence[str] = (),
+    drop_extra: bool = False,
+) -> tuple[pa.Table, tuple[str, ...]]:
+    """Apply ``rename`` and ``drop`` and refuse unknown columns; return the table and the dropped.
+
+    Raises SchemaError naming a renamed or dropped column the data lacks, two columns that end
+    up with one name, the reserved ``_tombstone`` column, and every column the source does not
+    know (unless ``drop_extra``), with the options that fix it.
+    """
+    names = table.column_names
+    for old in list(rename or {}) + list(drop):
+        if old not in names:
+            option = f"--rename {old}={(rename or {})[old]}" if old in (rename or {}) else (
+                f"--drop {old}"
+            )
+            raise SchemaError(
+                f"source {source.name!r}: {option} names a column the data does not have; "
+                f"it has {', '.join(names) or '(no columns)'}"
+            )
+    if rename:
+        table = table.rename_columns([rename.get(n, n) for n in names])
+    table = table.drop_columns(list(drop)) if drop else table
+    seen: set[str] = set()
+    for name in table.column_names:
+        if name in seen:
+            raise SchemaError(
+                f"source {source.name!r}: two columns are named {name!r} (after --rename); "
+                f"drop one with --drop or rename the other"
+            )
+        seen.add(name)
+    if TOMBSTONE in seen:
+        raise SchemaError(
+            f"source {source.name!r}: column {TOMBSTONE!r} is reserved; delete facts with "
+            f"FactLog.delete(), or drop the column with --drop {TOMBSTONE}"
+        )
+    known = {*source.entity.keys, *source.schema, EVENT_TIME, RECORDED_AT, FACT_ID}
+    extra = [name for name in table.column_names if name not in known]
+    if extra and not drop_extra:
+        required = [*source.entity.keys, *source.schema, EVENT_TIME]
+        missing = [name for name in required if name not in table.column_names]
+        if missing:  # most likely the same thing under another name
+            likely = _guess(table.select(extra), missing[0], extra[0])
+            rename_hint = f"--rename {likely}={missing[0]}"
+        else:
+            rename_hint = f"--rename {extra[0]}={FACT_ID} if it identifies each fact"
+        listed = ", ".join(repr(e) for e in extra)
+        raise SchemaError(
+            f"source {source.name!r}: column(s) {listed} are not fields of the source, which "
+            f"stores {', '.join(sorted(known - {RECORDED_AT, FACT_ID}))} (and optionally "
+            f"{RECORDED_AT}, {FACT_ID}). Rename a column that means one of those "
+            f"({rename_hint}), drop it (--drop {extra[0]}), drop every unknown "
+            f"column (--drop-extra), or add it to the source's schema to keep it"
+        )
+    return (table.drop_columns(extra) if extra else table), (*drop, *extra)
 
 
 def tombstones(
@@ -137,6 +180,10 @@ def dedupe_facts(source: Source, table: pa.Table) -> pa.Table:
     """Drop exact duplicate rows; reject two different rows with one (fact_id, recorded_at)."""
     if table.num_rows == 0:
         return table
+    if table.num_rows <= 64:  # small online pushes: a plain-Python check, no pandas round trip
+        ids = table.column(FACT_ID).to_pylist()
+        if len(set(zip(ids, table.column(RECORDED_AT).cast(pa.int64()).to_pylist()))) == len(ids):
+            return table
     frame = table.select([FACT_ID, RECORDED_AT]).to_pandas()
     dup_key = frame.duplicated(keep=False)
     if not dup_key.any():
@@ -157,14 +204,17 @@ def dedupe_facts(source: Source, table: pa.Table) -> pa.Table:
 
 
 def _typed_column(
-    source: Source, table: pa.Table, name: str, dtype: str, nullable: bool
+    source: Source, table: pa.Table, name: str, dtype: str, nullable: bool, tz: str | None
 ) -> pa.ChunkedArray:
     if name not in table.column_names:
         raise SchemaError(
             f"source {source.name!r}: missing column {name!r}; the data has "
-            f"{', '.join(table.column_names) or '(no columns)'}. Rename it or pass rename={{...}}"
+            f"{', '.join(table.column_names) or '(no columns)'}. Rename the column that holds "
+            f"it, e.g. --rename {_guess(table, name)}={name}"
         )
     column = table.column(name)
+    if pa.types.is_null(column.type):  # all null, or no rows: no type to check
+        column = pa.chunked_array([pa.nulls(len(column), arrow_type(dtype))])
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if dtype == "int" and pa.types.is_floating(column.type):
@@ -175,17 +225,32 @@ def _typed_column(
             f"{dtype!r}{_first_row_hint(column)}; convert it before ingesting"
         )
     if dtype == "timestamp":
-        column = normalize_timestamp_column(column, name)
+        column = normalize_timestamp_column(column, name, tz=tz)
     else:
         try:
             column = column.cast(arrow_type(dtype))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            where = ""
+            if dtype == "int" and pa.types.is_unsigned_integer(column.type):
+                over = pc.fill_null(pc.greater(column, pa.scalar(2**63 - 1, column.type)), False)
+                row = pc.index(over, True).as_py()
+                where = f" row {row} holds {column[row].as_py()}, beyond 64-bit signed integers;"
             raise SchemaError(
-                f"source {source.name!r}: column {name!r} cannot be read as {dtype!r}: {exc}"
+                f"source {source.name!r}: column {name!r} cannot be read as {dtype!r}:{where} "
+                f"{str(exc).splitlines()[0]}"
             ) from None
     if dtype == "float":
-        # NaN is not a value; it is stored as null so every engine treats it alike.
+        # NaN is how pandas writes "missing": stored as null so every engine treats it alike.
+        # inf is refused: it is a value no window can subtract (inf - inf is NaN).
         column = pc.if_else(pc.is_nan(column), None, column)
+        infinite = pc.fill_null(pc.is_inf(column), False)
+        if pc.any(infinite).as_py():
+            row = pc.index(infinite, True).as_py()
+            raise SchemaError(
+                f"source {source.name!r}: column {name!r} holds {column[row].as_py()} in row "
+                f"{row}; parity stores finite floats only. Write an empty cell for a missing "
+                f"value, or a finite number"
+            )
     if not nullable and column.null_count:
         row = pc.index(pc.is_null(column), True).as_py()
         raise SchemaError(
@@ -200,6 +265,16 @@ def _integral_floats(source: Source, name: str, column: pa.ChunkedArray) -> pa.C
     column = pc.if_else(pc.is_nan(column), None, column)
     bad = pc.and_kleene(pc.is_valid(column), pc.not_equal(pc.floor(column), column))
     bad = pc.or_kleene(bad, pc.is_inf(column))
+    # Beyond 2**53 a float is not an exact integer: the CSV reader turns an integer too large
+    # for int64 into a float, and casting it would silently store another number.
+    too_big = pc.greater(pc.abs(column), float(2**53))
+    if pc.any(pc.fill_null(too_big, False)).as_py():
+        row = pc.index(pc.fill_null(too_big, False), True).as_py()
+        raise SchemaError(
+            f"source {source.name!r}: column {name!r} is declared 'int' but row {row} holds "
+            f"{column[row].as_py():.17g}, which does not fit exactly in a 64-bit integer "
+            f"(up to {2**63 - 1}); declare the key 'str' if it is an identifier"
+        )
     if pc.any(bad).as_py():
         row = pc.index(pc.fill_null(bad, False), True).as_py()
         raise SchemaError(
@@ -216,17 +291,30 @@ def _first_row_hint(column: pa.ChunkedArray) -> str:
     return ""
 
 
+def _guess(table: pa.Table, name: str, fallback: str = "COLUMN") -> str:
+    """A column of ``table`` that may hold ``name`` (for a hint), else ``fallback``."""
+    others = [c for c in table.column_names if c not in (EVENT_TIME, RECORDED_AT, FACT_ID)]
+    if name == EVENT_TIME:
+        timed = [c for c in others if any(w in c.lower() for w in ("time", "ts", "date", "at"))]
+        return timed[0] if timed else fallback
+    close = [c for c in others if c.lower().replace("_", "") == name.lower().replace("_", "")]
+    return close[0] if close else fallback
+
+
 def _time_column(
-    source: Source, table: pa.Table, name: str, required: bool
+    source: Source, table: pa.Table, name: str, required: bool, tz: str | None = None
 ) -> pa.ChunkedArray | None:
     if name not in table.column_names:
         if required:
             raise SchemaError(
                 f"source {source.name!r}: missing column {name!r}; every fact needs the time it "
-                f"happened. Rename your time column, e.g. rename={{'ts': '{name}'}}"
+                f"happened. Rename your time column, e.g. --rename {_guess(table, name)}={name}"
             )
         return None
-    column = normalize_timestamp_column(table.column(name), name)
+    column = table.column(name)
+    if pa.types.is_null(column.type):
+        column = pa.chunked_array([pa.nulls(len(column), TIMESTAMP_TYPE)])
+    column = normalize_timestamp_column(column, name, tz=tz)
     if required and column.null_count:
         row = pc.index(pc.is_null(column), True).as_py()
         raise TimeError(f"source {source.name!r}: column {name!r} is null in row {row}")
@@ -239,8 +327,9 @@ def _recorded_at(
     event_time: pa.ChunkedArray,
     policy: RecordedAtPolicy,
     now: int | None,
+    tz: str | None,
 ) -> pa.ChunkedArray:
-    given = _time_column(source, table, RECORDED_AT, required=False)
+    given = _time_column(source, table, RECORDED_AT, required=False, tz=tz)
     if isinstance(policy, datetime):
         fill_us = datetime_to_us(to_utc_datetime(policy, "recorded_at"))
         fill = pa.chunked_array([pa.array([fill_us] * len(event_time), pa.int64())])

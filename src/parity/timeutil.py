@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parity.errors import DefinitionError, TimeError
+from parity.errors import DefinitionError, InputError, TimeError
 
 UTC = timezone.utc
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
@@ -105,27 +106,44 @@ def now_us() -> int:
     return datetime_to_us(datetime.now(UTC))
 
 
-def normalize_timestamp_column(column: pa.ChunkedArray | pa.Array, field: str) -> pa.ChunkedArray:
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``"UTC"``, ``"Europe/Paris"``); InputError if unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"--tz {name}: unknown time zone; give an IANA name such as UTC, Europe/Paris or "
+            f"America/New_York"
+        ) from None
+
+
+def normalize_timestamp_column(
+    column: pa.ChunkedArray | pa.Array, field: str, tz: str | None = None
+) -> pa.ChunkedArray:
     """Return ``column`` as timestamp[us, UTC], rejecting naive or unparseable input.
 
-    Strings must be ISO 8601 with an offset. Naive timestamps raise TimeError naming the field
-    and the first offending row.
+    Strings must be ISO 8601 with an offset. Naive values (no zone) are read in the declared
+    zone ``tz`` when one is given; without it they raise TimeError naming the field and the
+    first offending row. A local time that a daylight-saving change makes ambiguous or
+    nonexistent in ``tz`` is refused, never guessed.
     """
     if isinstance(column, pa.Array):
         column = pa.chunked_array([column])
     typ = column.type
     if pa.types.is_timestamp(typ):
         if typ.tz is None:
+            if tz is not None:
+                return _localize(column, field, tz)
             first = _first_non_null(column)
             raise TimeError(
                 f"column {field!r} holds naive timestamps (no time zone), e.g. row {first[0]}: "
-                f"{first[1]}. parity never guesses a zone: convert it first, e.g. "
-                f"df[{field!r}] = df[{field!r}].dt.tz_localize('UTC')"
+                f"{first[1]}. parity never guesses a zone: declare it with --tz ZONE, e.g. "
+                f"--tz UTC"
             )
         # parity keeps microseconds; finer digits (pandas' nanoseconds) are truncated.
         return column.cast(TIMESTAMP_TYPE, safe=False)
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        return _parse_string_timestamps(column, field)
+        return _parse_string_timestamps(column, field, tz)
     if pa.types.is_date(typ):
         raise TimeError(
             f"column {field!r} holds dates, not timestamps; convert them to UTC timestamps"
@@ -135,7 +153,23 @@ def normalize_timestamp_column(column: pa.ChunkedArray | pa.Array, field: str) -
     )
 
 
-def _parse_string_timestamps(column: pa.ChunkedArray, field: str) -> pa.ChunkedArray:
+def _localize(column: pa.ChunkedArray, field: str, tz: str) -> pa.ChunkedArray:
+    zone(tz)
+    try:
+        local = pc.assume_timezone(column, timezone=tz, ambiguous="raise", nonexistent="raise")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise TimeError(
+            f"column {field!r}: {str(exc).splitlines()[0]} in --tz {tz} (a daylight-saving "
+            f"change); write these "
+            f"timestamps with an explicit offset"
+        ) from None
+    return local.cast(TIMESTAMP_TYPE, safe=False)
+
+
+def _parse_string_timestamps(
+    column: pa.ChunkedArray, field: str, tz: str | None = None
+) -> pa.ChunkedArray:
+    declared = zone(tz) if tz is not None else None
     values = column.to_pylist()
     out: list[datetime | None] = []
     for row, raw in enumerate(values):
@@ -150,12 +184,27 @@ def _parse_string_timestamps(column: pa.ChunkedArray, field: str) -> pa.ChunkedA
                 f"use ISO 8601 with an offset, such as '2024-03-01T12:00:00Z'"
             ) from None
         if parsed.tzinfo is None:
-            raise TimeError(
-                f"column {field!r}, row {row}: {raw!r} has no time zone; add one, "
-                f"such as '{raw}Z' for UTC"
-            )
+            if declared is None:
+                raise TimeError(
+                    f"column {field!r}, row {row}: {raw!r} has no time zone; add one, such as "
+                    f"'{raw}Z' for UTC, or declare the zone of naive times with --tz ZONE"
+                )
+            parsed = _local_to_utc(parsed, declared, field, row, raw)
         out.append(parsed.astimezone(UTC))
     return pa.chunked_array([pa.array(out, type=TIMESTAMP_TYPE)])
+
+
+def _local_to_utc(naive: datetime, declared: ZoneInfo, field: str, row: int, raw: str) -> datetime:
+    """``naive`` read in ``declared``; TimeError if a DST change makes it ambiguous or absent."""
+    early, late = naive.replace(tzinfo=declared, fold=0), naive.replace(tzinfo=declared, fold=1)
+    if early.utcoffset() != late.utcoffset():
+        back = early.astimezone(UTC).astimezone(declared).replace(tzinfo=None)
+        problem = "does not exist" if back != naive else "is ambiguous"
+        raise TimeError(
+            f"column {field!r}, row {row}: {raw!r} {problem} in {declared.key} (a "
+            f"daylight-saving change); write it with an explicit offset"
+        )
+    return early.astimezone(UTC)
 
 
 def _first_non_null(column: pa.ChunkedArray) -> tuple[int, object]:

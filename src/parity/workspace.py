@@ -16,13 +16,14 @@ Library code never reads environment variables or global state: everything comes
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import yaml
@@ -33,6 +34,10 @@ from parity.engines.base import Progress
 from parity.errors import NotFoundError, WorkspaceError
 from parity.factlog import FactLog, IngestReport
 from parity.facts import FactData, RecordedAtPolicy
+
+if TYPE_CHECKING:  # the registry and the online path are imported only when first used
+    from parity.online import OnlineFeatures
+    from parity.registry import Registry
 
 CONFIG_FILE = "parity.yaml"
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -52,6 +57,8 @@ _KNOWN_KEYS = {
     "serving",
     "feature_log",
     "sentinel",
+    "publications",
+    "archive",
 }
 
 
@@ -126,10 +133,18 @@ class Workspace:
     @cached_property
     def engine(self) -> Engine:
         """The offline engine named by ``engine:`` with the options under ``offline:``."""
-        options = dict(self.config.get("offline") or {})
-        if self.config["engine"] == "duckdb":
+        name = str(self.config["engine"])
+        offline = self.config.get("offline") or {}
+        if not isinstance(offline, Mapping):
+            raise WorkspaceError(
+                f"{self.root / CONFIG_FILE}: 'offline:' must be a mapping of engine options, "
+                f"e.g. offline: {{memory_limit: 4GB}}; got {offline!r}"
+            )
+        options = dict(offline)
+        _check_engine_options(name, options, self.root / CONFIG_FILE)
+        if name == "duckdb":
             options.setdefault("temp_directory", str(self.data_dir / "tmp"))
-        return get_engine(str(self.config["engine"]), **options)
+        return get_engine(name, **options)
 
     def ingest(
         self,
@@ -137,10 +152,17 @@ class Workspace:
         data: FactData,
         recorded_at: RecordedAtPolicy = "lag",
         rename: dict[str, str] | None = None,
+        *,
+        drop: Sequence[str] = (),
+        drop_extra: bool = False,
+        tz: str | None = None,
     ) -> IngestReport:
         """Append facts to the fact log (see ``FactLog.ingest``)."""
         src = source if isinstance(source, Source) else self.definitions.source(source)
-        return self.fact_log.ingest(src, data, recorded_at=recorded_at, rename=rename)
+        return self.fact_log.ingest(
+            src, data, recorded_at=recorded_at, rename=rename, drop=drop, drop_extra=drop_extra,
+            tz=tz,
+        )
 
     def training_set(
         self,
@@ -165,31 +187,65 @@ class Workspace:
         return value
 
     @cached_property
-    def registry(self) -> Any:
+    def registry(self) -> Registry:
         """The model registry (SQLite in the workspace, or the PostgreSQL URL configured)."""
-        from parity.registry import open_registry
+        import os
+
+        from parity.registry import registry_from_config
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        return open_registry(
-            self.backend_url("registry", "registry.db"), self.data_dir / "artifacts"
-        )
+        # The composition root reads the environment for the registry (its key_env setting).
+        return registry_from_config(self.config.get("registry"), self.data_dir,
+                                    environ=os.environ)
 
     @cached_property
-    def online(self) -> Any:
+    def online(self) -> OnlineFeatures:
         """Online features over the configured store ('memory', 'sqlite' or a redis:// URL)."""
-        from parity.online import open_online
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = str(self.config.get("online") or "sqlite")
-        url = {"sqlite": self.backend_url("online", "online.db"), "memory": "memory://"}.get(
-            value, value
+        return self.open_online()
+
+    @cached_property
+    def online_reader(self) -> OnlineFeatures:
+        """The online store opened read-only, for pure reads (``parity get``, ``parity sources``).
+
+        Nothing on disk is created or changed; a write through it raises StorageError.
+        """
+        return self.open_online(read_only=True)
+
+    def open_online(self, read_only: bool = False) -> OnlineFeatures:
+        """A new OnlineFeatures over ``online:`` (a word, URL or mapping; see docs/online.md).
+
+        ``read_only=True`` for pure reads (``parity get``): nothing on disk is created or changed.
+        """
+        from parity.online import open_configured
+
+        return open_configured(
+            self.config.get("online"),
+            self.data_dir / "online.db",
+            self.fact_log,
+            list(self.definitions.feature_sets.values()),
+            read_only=read_only,
         )
-        return open_online(url, self.fact_log, list(self.definitions.feature_sets.values()))
 
     @property
     def feature_log_dir(self) -> Path:
         """Where the feature log (Lumberjack) writes its segments and Parquet files."""
         return self.data_dir / "feature_log"
+
+
+def _check_engine_options(engine: str, options: Mapping[str, Any], where: Path) -> None:
+    """Refuse an ``offline:`` option the engine does not take, naming it and the known ones."""
+    if engine != "duckdb":
+        return  # get_engine refuses unknown and unbuilt engines itself
+    from parity.engines.duckdb import DuckDBEngine
+
+    known = [n for n in inspect.signature(DuckDBEngine.__init__).parameters if n != "self"]
+    unknown = sorted(str(k) for k in options if k not in known)
+    if unknown:
+        raise WorkspaceError(
+            f"{where}: unknown offline setting(s) {', '.join(unknown)} for engine: {engine}; "
+            f"known: {', '.join(known)}"
+        )
 
 
 def open(path: str | Path = ".") -> Workspace:
@@ -220,7 +276,9 @@ def init(path: str | Path, name: str | None = None, force: bool = False) -> Path
     root = Path(path).resolve()
     config_path = root / CONFIG_FILE
     if config_path.exists() and not force:
-        raise WorkspaceError(f"{config_path} already exists; pass force=True to overwrite it")
+        raise WorkspaceError(
+            f"{config_path} already exists; overwrite it with `parity init --force {path}`"
+        )
     root.mkdir(parents=True, exist_ok=True)
     config_path.write_text(STARTER_CONFIG.format(name=name or root.name))
     definitions = root / "features.py"

@@ -85,7 +85,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 def test_cli_errors_are_one_line_not_tracebacks(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["-w", str(tmp_path), "features"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no parity.yaml" in result.output and "Traceback" not in result.output
     runner.invoke(main, ["init", str(tmp_path)])
     bad = tmp_path / "bad.csv"
@@ -93,7 +93,7 @@ def test_cli_errors_are_one_line_not_tracebacks(tmp_path: Path) -> None:
         {"customer_id": [1], "amount": [1.0], "item": ["a"], "event_time": ["2024-01-01T00:00:00"]}
     ).to_csv(bad, index=False)
     result = runner.invoke(main, ["-w", str(tmp_path), "ingest", "purchases", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no time zone" in result.output and "Traceback" not in result.output
     result = runner.invoke(main, ["-w", str(tmp_path), "ingest", "nope", str(bad)])
     assert "no source 'nope'" in result.output
@@ -130,3 +130,29 @@ def test_workspace_training_set_and_contexts_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(SchemaError, match="already have a column 'spend_30d'"):
         ws.training_set(clash, "customer_features")
+
+
+def test_unknown_offline_setting_names_it_and_the_known_ones(tmp_path: Path) -> None:
+    pt.init(tmp_path)
+    config = tmp_path / "parity.yaml"
+    config.write_text(config.read_text().replace("memory_limit: 4GB", "memory_limt: 4GB"))
+    ws = pt.open(tmp_path)
+    with pytest.raises(WorkspaceError, match="unknown offline setting\\(s\\) memory_limt") as caught:
+        _ = ws.engine
+    assert "memory_limit" in str(caught.value) and "TypeError" not in str(caught.value)
+    config.write_text("offline: 4GB\n")
+    with pytest.raises(WorkspaceError, match="'offline:' must be a mapping"):
+        _ = pt.open(tmp_path).engine
+
+
+def test_read_only_commands_create_no_online_store(tmp_path: Path) -> None:
+    ws = pt.init(tmp_path / "proj")
+    runner = CliRunner()
+    for command in (["features"], ["sources"]):
+        result = runner.invoke(main, ["-w", str(ws), *command])
+        assert result.exit_code == 0, result.output
+    assert not (ws / "data" / "online.db").exists()
+    reader = pt.open(ws).online_reader
+    assert reader.readiness()["purchases"].materialized  # nothing logged, nothing to apply
+    assert not (ws / "data" / "online.db").exists()
+

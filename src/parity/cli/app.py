@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
-import sys
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import parity
+from parity.cli.sources import sources as sources_group
 from parity.errors import ParityError
 from parity.timeutil import to_utc_datetime
 
@@ -43,14 +45,97 @@ class CliState:
 
 
 class ParityGroup(click.Group):
-    """A click group that shows parity errors as one clear message instead of a traceback."""
+    """The root group: every known failure of every command becomes one line and exit code 2.
+
+    This is the CLI's only error handler; command modules let errors propagate to it. Usage
+    errors stay click's (exit 2 with the usage line); ``--debug`` re-raises for the traceback.
+    Unknown exceptions (bugs) are not hidden: they keep their traceback.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ParityError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            sys.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            message = describe_failure(exc)
+            if message is None or ctx.params.get("debug"):
+                raise
+            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise click.exceptions.Exit(EXIT_FAILURE) from None
+
+
+EXIT_FAILURE = 2
+_DEBUG_HINT = "(run with --debug for the traceback)"
+# Driver exceptions recognised by class name anywhere in their MRO, so that the CLI does not
+# import redis or psycopg just to catch their errors.
+_UNREACHABLE = {
+    ("redis.exceptions", "ConnectionError"),
+    ("redis.exceptions", "TimeoutError"),
+    ("psycopg", "OperationalError"),
+    ("psycopg.errors", "OperationalError"),
+}
+
+
+def describe_failure(exc: BaseException) -> str | None:
+    """One line saying what failed, where, and what to do; None for an unknown failure (a bug).
+
+    Known failures: every ``ParityError`` (its message already follows that form), an
+    ``OSError`` (full disk, permissions, read-only file system, missing file, refused connection),
+    a service that does not answer, a database file that cannot be opened, a data file pyarrow
+    cannot parse.
+    """
+    if isinstance(exc, ParityError):
+        return str(exc)
+    names = {(cls.__module__, cls.__name__) for cls in type(exc).__mro__}
+    if names & _UNREACHABLE:
+        return (
+            f"a service did not answer: {_first_line(exc)}; check that it runs and that the URL "
+            f"in parity.yaml is right, then retry"
+        )
+    if isinstance(exc, OSError):
+        return _describe_os_error(exc)
+    if isinstance(exc, sqlite3.Error):
+        return (
+            f"database error: {_first_line(exc)}; check that the SQLite files under the "
+            f"workspace's data/ folder exist and are readable (and writable for commands that "
+            f"write) {_DEBUG_HINT}"
+        )
+    if isinstance(exc, pa.ArrowException):
+        return f"cannot read the data: {_first_line(exc)}; check the file is complete {_DEBUG_HINT}"
+    return None
+
+
+def _describe_os_error(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else "(path not reported)"
+    if isinstance(exc, ConnectionError) or exc.errno in (errno.ECONNREFUSED, errno.ETIMEDOUT):
+        return (
+            f"could not connect: {exc.strerror or exc}; check that the service runs and that "
+            f"the URL in parity.yaml is right, then retry"
+        )
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"no space left on the device holding {where}; free space there and run the "
+            f"command again (nothing half-written was committed)"
+        )
+    if exc.errno == errno.EROFS:
+        return (
+            f"{where} is on a read-only file system; run commands that write from a "
+            f"writable copy of the workspace"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"permission denied on {where}; check its owner and mode (ls -l) or run as a user "
+            f"who may use it"
+        )
+    if exc.errno == errno.ENOENT:
+        return f"no such file or folder: {where}"
+    return f"{exc.strerror or _first_line(exc)}: {where} {_DEBUG_HINT}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @click.group(cls=ParityGroup)
@@ -62,9 +147,15 @@ class ParityGroup(click.Group):
     envvar="PARITY_WORKSPACE",
     help="Folder holding parity.yaml.",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="PARITY_DEBUG",
+    help="Show the full traceback of an error instead of its one-line summary.",
+)
 @click.version_option(parity.__version__, prog_name="parity")
 @click.pass_context
-def main(ctx: click.Context, workspace: str) -> None:
+def main(ctx: click.Context, workspace: str, debug: bool) -> None:
     """parity: one definition of every feature and model, offline and online.
 
     \b
@@ -144,19 +235,40 @@ def features(state: CliState) -> None:
     metavar="OLD=NEW",
     help="Rename a column on the way in, e.g. --rename InvoiceDate=event_time.",
 )
+@click.option("--drop", multiple=True, metavar="COL", help="Leave column COL out (repeatable).")
+@click.option(
+    "--drop-extra",
+    is_flag=True,
+    help="Leave out every column the source does not declare (they are listed in the output). "
+    "Without it such columns are an error.",
+)
+@click.option(
+    "--tz",
+    metavar="ZONE",
+    help="Time zone of timestamps written without one (e.g. UTC, Europe/Paris). Without it "
+    "naive timestamps are refused.",
+)
 @click.pass_obj
 def ingest(
-    state: CliState, source: str, file: str, recorded_at: str, rename: tuple[str, ...]
+    state: CliState,
+    source: str,
+    file: str,
+    recorded_at: str,
+    rename: tuple[str, ...],
+    drop: tuple[str, ...],
+    drop_extra: bool,
+    tz: str | None,
 ) -> None:
-    """Append the facts in FILE (Parquet or CSV) to SOURCE's fact log, all or nothing.
+    """Append the facts in FILE to SOURCE's fact log, all or nothing.
 
-    The file needs the entity key columns, the source's fields and an aware `event_time`;
-    `recorded_at` and `fact_id` columns are optional. Re-ingesting the same file is harmless:
-    identical facts are skipped.
+    FILE is a Parquet or CSV file, or a folder of them (one data set). It needs the entity
+    key columns, the source's fields and `event_time`; `recorded_at` and `fact_id` columns are
+    optional. A column the source does not declare is an error: rename it, drop it, or add it
+    to the source. Re-ingesting the same file is harmless: identical facts are skipped.
 
     \b
     Example:
-      parity ingest purchases purchases.csv --rename ts=event_time
+      parity ingest purchases purchases.csv --rename ts=event_time --tz Europe/Paris
     """
     policy: Any = (
         recorded_at
@@ -165,12 +277,17 @@ def ingest(
     )
     mapping = dict(_pair(r, "--rename") for r in rename)
     started = time.perf_counter()
-    report = state.workspace.ingest(source, file, recorded_at=policy, rename=mapping or None)
+    report = state.workspace.ingest(
+        source, file, recorded_at=policy, rename=mapping or None, drop=drop,
+        drop_extra=drop_extra, tz=tz,
+    )
     out.print(
         f"ingested [bold]{report.rows_written:,}[/] facts into {source} "
         f"({report.duplicates_skipped:,} already logged, {report.files} files) "
         f"in {time.perf_counter() - started:.1f}s"
     )
+    if report.columns_dropped:
+        out.print(f"left out columns: {', '.join(report.columns_dropped)}")
 
 
 @main.command("training-set")
@@ -273,7 +390,9 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 def _register_optional() -> None:
     """Add the command modules of parts whose extras may not be installed."""
     for module, name in (("parity.cli.online", "COMMANDS"), ("parity.cli.models", "models"),
-                         ("parity.cli.serve", "COMMANDS"), ("parity.cli.sentinel", "sentinel")):
+                         ("parity.cli.serve", "COMMANDS"), ("parity.cli.sentinel", "sentinel"),
+                         ("parity.cli.train", "COMMANDS"), ("parity.cli.hulk", "COMMANDS"),
+                         ("parity.cli.archive", "COMMANDS")):
         try:
             found = getattr(importlib.import_module(module), name)
         except ImportError:  # an extra that is not installed
@@ -283,6 +402,7 @@ def _register_optional() -> None:
 
 
 _register_optional()
+main.add_command(sources_group)
 
 if __name__ == "__main__":
     main()
