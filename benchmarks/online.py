@@ -1,7 +1,14 @@
-"""Online features benchmark: request latency, batched cost, ingestion throughput, memory.
+"""Online features benchmark: request latency, batched cost, ingestion throughput, memory,
+materialize (bootstrap) time and the cost of a one-fact push, each also as a ratio to a
+baseline measured in the same run.
 
     .venv/bin/python benchmarks/online.py            # full run (a few minutes)
     .venv/bin/python benchmarks/online.py --quick    # smaller data, fewer calls
+
+Baselines: materialize against the generic path it replaced (every version routed through
+``routing.apply`` in 200k-row chunks, then every entity compacted one by one) and against
+merely reading the fact log; a one-fact push against a raw SQLite INSERT + COMMIT of a blob of
+the same size in WAL mode (the floor), and against ``push_canonical`` (no validation).
 
 One feature set of 20 features: count/sum/mean/max of an event source over 1h, 1d, 7d and 30d
 windows (16 aggregates) and 4 lookups of a state source. Entities hold 20 to 1,000 events in
@@ -26,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import parity as pt
 from parity.online import OnlineFeatures, open_online
@@ -203,6 +211,84 @@ def ingestion(url: str, root: Path, events: int, per_push: int, entities: int) -
     }
 
 
+def materialize_baseline(url: str, log: pt.FactLog) -> dict[str, float]:
+    """Seconds to read the fact log, and to load it the generic way (the previous materialize)."""
+    from parity.online.routing import apply
+
+    fs = feature_set()
+    t0 = time.perf_counter()
+    tables = {s.name: log.read(s) for s in fs.sources}
+    read = time.perf_counter() - t0
+    online = open_online(url, log, [fs], lookback="1h")
+    state = online._state  # the benchmark reaches inside on purpose: the old algorithm
+    t0 = time.perf_counter()
+    for source in fs.sources:
+        table = tables[source.name].sort_by([(k, "ascending") for k in source.entity.keys])
+        latest = pc.max(table.column("recorded_at").cast(pa.int64())).as_py()
+        if latest is not None:
+            state.advance(int(latest))
+        state.store.clear(source)
+        for start in range(0, table.num_rows, 200_000):
+            apply(state, source, table.slice(start, 200_000), None)
+        online.compact(source)
+    generic = time.perf_counter() - t0
+    online.reset()
+    online.close()
+    return {"read": read, "generic": generic}
+
+
+def push_one(url: str, root: Path, calls: int) -> dict[str, float]:
+    """p50 ms of a one-fact push, of push_canonical, and of a raw SQLite insert + commit."""
+    import sqlite3
+
+    from parity.facts import normalize_facts
+
+    fs = feature_set()
+    online = open_online(
+        url,
+        pt.FactLog(root / f"push-{uuid.uuid4().hex[:6]}"),
+        [fs],
+        flush_every=10**9,
+        flush_seconds=10**9,
+    )
+    online.reset()
+    now = END + timedelta(days=2)
+    fact = {"customer_id": 1, "amount": 2.5, "quantity": 1, "event_time": END}
+    counter = iter(range(10**9))
+
+    def push() -> None:
+        i = next(counter)
+        online.push("orders", [{**fact, "customer_id": i % 100}], now=now + timedelta(seconds=i))
+
+    canonical = normalize_facts(orders, [fact], recorded_at="now", now=1)
+
+    def push_canonical() -> None:
+        i = next(counter)
+        online.push_canonical("orders", canonical, now=now + timedelta(seconds=i))
+
+    raw_path = root / f"raw-{uuid.uuid4().hex[:6]}.db"
+    con = sqlite3.connect(raw_path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("CREATE TABLE t (k TEXT, n INTEGER, v BLOB)")
+    blob = b"x" * 200
+
+    def raw() -> None:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT INTO t VALUES (?, ?, ?)", ("[1]", next(counter), blob))
+        con.execute("COMMIT")
+
+    result = {
+        "push": median_runs(lambda: timed(push, calls))[0],
+        "push_canonical": median_runs(lambda: timed(push_canonical, calls))[0],
+        "raw": median_runs(lambda: timed(raw, calls))[0],
+    }
+    con.close()
+    online.reset()
+    online.close()
+    return result
+
+
 def memory_per_entity(online: OnlineFeatures, full: list[int]) -> float:
     """Mean bytes the store holds for an entity with 1,000 events (and 3 profile versions)."""
     from parity.online.base import entity_id
@@ -280,10 +366,17 @@ def main() -> None:
         }
         try:
             for backend in backends:
+                base = materialize_baseline(urls[backend], log)
                 online = open_online(urls[backend], log, [feature_set()], lookback="1h")
                 t0 = time.perf_counter()
                 online.materialize()
                 materialized = time.perf_counter() - t0
+                print(
+                    f"{backend:>7}: materialize {materialized:.2f}s = "
+                    f"{materialized / base['generic']:.2f}x the generic path "
+                    f"({base['generic']:.2f}s), {materialized / base['read']:.1f}x reading "
+                    f"the fact log ({base['read']:.2f}s)"
+                )
                 result = latency(online, args.entities, args.calls, rng)
                 result["materialize_s"] = materialized
                 result["bytes_per_entity"] = memory_per_entity(online, full)
@@ -312,6 +405,14 @@ def main() -> None:
                     f"  redis get_features / raw GET: p50 {redis_row['p50'] / get50:.1f}x, "
                     f"p99 {redis_row['p99'] / get99:.1f}x"
                 )
+            one = push_one(urls["sqlite"], root, max(200, args.calls // 10))
+            print(
+                f" sqlite: push of 1 fact p50 {one['push']:.3f} ms = "
+                f"{one['push'] / one['raw']:.0f}x a raw SQLite INSERT+COMMIT "
+                f"({one['raw']:.3f} ms); push_canonical (no validation) "
+                f"{one['push_canonical']:.3f} ms = {one['push_canonical'] / one['raw']:.0f}x raw; "
+                f"validation is {1 - one['push_canonical'] / one['push']:.0%} of the push"
+            )
             for backend in [b for b in backends if b != "memory"]:
                 speed = ingestion(urls[backend], root, args.ingest_events, 10_000, args.entities)
                 print(

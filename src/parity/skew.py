@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from parity.contexts import AT
 from parity.definitions import RECORDED_AT, FeatureSet, Source
 from parity.engines import Engine
+from parity.errors import InputError
 from parity.factlog import FactLog
 from parity.facts import canonical_schema
 from parity.timeutil import datetime_to_us, parse_duration, us_to_datetime
@@ -113,7 +114,7 @@ def compare_features(
 ) -> SkewReport:
     """Compare ``features`` of two row-aligned tables; ``id_columns`` label differing rows."""
     if expected.num_rows != actual.num_rows:
-        raise ValueError(
+        raise InputError(
             f"cannot compare feature tables of {expected.num_rows} and {actual.num_rows} rows; "
             f"align them on the same contexts first"
         )
@@ -166,7 +167,7 @@ def replay(
     entities = _entities(stream, keys)
     fields = {f for fs in feature_sets for f in fs.request_fields}
     earliest = stream[0][0] - 24 * 3_600_000_000 if stream else 0
-    per_push = max(1, requests // max(1, math.ceil(len(stream) / batch)))
+    pushes_planned = max(1, math.ceil(len(stream) / batch))
     with tempfile.TemporaryDirectory(prefix="parity-replay-") as root:
         log = FactLog(root)
         online = open_online(
@@ -177,7 +178,7 @@ def replay(
             contexts: list[dict[str, Any]] = []
             served: list[dict[str, Any]] = []
             pushes = 0
-            for start in range(0, len(stream), batch):
+            for index, start in enumerate(range(0, len(stream), batch)):
                 chunk = stream[start : start + batch]
                 for name, table in _by_source(sources, chunk):
                     latest = int(pc.max(table.column(RECORDED_AT).cast(pa.int64())).as_py())
@@ -186,7 +187,9 @@ def replay(
                 watermark = online.watermark or 0
                 upper = stream[start + batch][0] if start + batch < len(stream) else watermark + 1
                 lower = watermark - lookback_us if lookback is not None else earliest
-                for _ in range(per_push if start + batch < len(stream) else requests):
+                # Exactly ``requests`` in all, spread evenly over the pushes.
+                quota = _share(requests, pushes_planned, index)
+                for _ in range(quota):
                     context = _random_context(rng, entities, keys, fields, request_values)
                     context[AT] = us_to_datetime(_moment(rng, max(lower, 0), upper, chunk))
                     served.append(online.get_features(list(feature_sets), context))
@@ -202,6 +205,11 @@ def replay(
             return report
         finally:
             online.close()
+
+
+def _share(total: int, parts: int, index: int) -> int:
+    """The ``index``-th of ``parts`` near-equal shares of ``total`` (the shares sum to it)."""
+    return total * (index + 1) // parts - total * index // parts
 
 
 def _in_recorded_order(

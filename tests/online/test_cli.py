@@ -12,16 +12,21 @@ import pandas as pd
 from click.testing import CliRunner
 
 import parity as pt
+from parity.cli.app import ParityGroup
 from parity.cli.online import COMMANDS
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def cli_for(root: Path) -> tuple[click.Group, SimpleNamespace]:
+    """The real root group (its one error handler included), over one workspace object.
+
+    The workspace object is shared between invocations because its memory store lives in it.
+    """
     workspace = pt.open(root)
     holder = SimpleNamespace(workspace=workspace)
 
-    @click.group()
+    @click.group(cls=ParityGroup)
     @click.pass_context
     def main(ctx: click.Context) -> None:
         ctx.obj = holder
@@ -67,7 +72,9 @@ def test_materialize_push_get_and_skew_check(tmp_path: Path) -> None:
 
     result = runner.invoke(main, ["get", "customer_features", "--key", "customer_id=1", "--json"])
     assert result.exit_code == 0, result.output
-    values = json.loads(result.output)
+    payload = json.loads(result.output)
+    assert payload["found"] is True
+    values = payload["features"]
     assert values["orders_30d"] == 3 and values["spend_30d"] == 22.75
     assert (
         holder.workspace.fact_log.read(holder.workspace.definitions.source("purchases")).num_rows
@@ -86,13 +93,18 @@ def test_materialize_push_get_and_skew_check(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "spend_30d" in result.output
+    assert "spend_30d" in result.output and "found: yes" in result.output
+
+    result = runner.invoke(main, ["get", "customer_features", "--key", "customer_id=99"])
+    assert result.exit_code == 0, result.output
+    assert "found: no" in result.output  # never seen: the zeros are not facts about it
 
     result = runner.invoke(
         main, ["skew-check", "--requests", "50", "--batch", "1", "--lookback", "none"]
     )
     assert result.exit_code == 0, result.output
     assert "OK: online and offline agree" in result.output
+    assert "skew-check: 50 requests" in result.output  # as many as asked, not more
 
 
 def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
@@ -100,10 +112,44 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     main, _ = cli_for(tmp_path)
     runner = CliRunner()
     result = runner.invoke(main, ["get", "customer_features", "--key", "customer_id=abc"])
-    assert result.exit_code == 1 and "declared 'int'" in result.output
+    assert result.exit_code == 2 and "declared 'int'" in result.output
+    result = runner.invoke(main, ["get", "customer_features"])
+    assert result.exit_code == 2 and "--key customer_id=..." in result.output
     result = runner.invoke(main, ["get", "nope", "--key", "customer_id=1"])
-    assert result.exit_code == 1 and "no feature set 'nope'" in result.output
+    assert result.exit_code == 2 and "no feature set 'nope'" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text("customer_id,amount,item,event_time\n1,7.25,c,2024-03-03T09:00:00\n")
     result = runner.invoke(main, ["push", "purchases", str(bad)])
-    assert result.exit_code == 1 and "time zone" in result.output
+    assert result.exit_code == 2 and "time zone" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_get_before_materialize_refuses_with_the_cli_hint(tmp_path: Path) -> None:
+    make_workspace(tmp_path)  # facts ingested, never materialized
+    main, _ = cli_for(tmp_path)
+    result = CliRunner().invoke(main, ["get", "customer_features", "--key", "customer_id=1"])
+    assert result.exit_code == 2, result.output
+    assert "`parity materialize customer_features`" in result.output
+    assert "spend_30d" not in result.output  # no table of zeros
+
+
+def test_get_opens_sqlite_read_only(tmp_path: Path) -> None:
+    make_workspace(tmp_path)
+    config = tmp_path / "parity.yaml"
+    config.write_text(config.read_text().replace("online: memory://", "online: sqlite"))
+    main, holder = cli_for(tmp_path)
+    runner = CliRunner()
+    store = tmp_path / "data" / "online.db"
+    result = runner.invoke(main, ["get", "customer_features", "--key", "customer_id=1"])
+    assert result.exit_code == 2 and "parity materialize" in result.output
+    assert not store.exists()  # a refused read created nothing
+    assert runner.invoke(main, ["materialize"]).exit_code == 0
+    holder.workspace.online.close()  # as when `parity materialize` ends
+    before = sorted(
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in store.parent.iterdir()
+    )
+    result = runner.invoke(main, ["get", "customer_features", "--key", "customer_id=1"])
+    assert result.exit_code == 0, result.output
+    assert "found: yes" in result.output
+    after = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in store.parent.iterdir())
+    assert after == before  # nothing created or changed: no -wal, -shm or -journal file

@@ -15,8 +15,7 @@ import pytest
 import parity as pt
 from parity.errors import InputError, NotFoundError, SchemaError, TimeError, WorkspaceError
 from parity.online import OnlineFeatures, open_online, open_store
-from tests.conformance import PLAY_COLUMNS, catalog, frame, plays, profiles, ts
-from tests.engines.test_conformance import play
+from tests.conformance import PLAY_COLUMNS, catalog, frame, play, plays, profiles, ts
 
 FS = catalog()
 CTX = {"member_id": 1, "device": "tv"}
@@ -247,3 +246,13 @@ def test_redis_is_not_imported_by_the_core() -> None:
 
 def test_input_error_is_a_parity_error() -> None:
     assert issubclass(SchemaError, InputError)
+
+
+def test_a_small_batch_is_deduplicated_without_pandas(tmp_path: Path) -> None:
+    online = online_at("memory://", tmp_path)
+    twice = raw_play(hour=1, fact_id="same")
+    online.push("plays", [twice, dict(twice), raw_play(hour=1.5, fact_id="other")], now=ts(2))
+    assert online.get_features(FS.name, {**CTX, "at": ts(3)})["plays_all"] == 2
+    clash = raw_play(hour=1.2, fact_id="same", minutes=9.0)
+    with pytest.raises(SchemaError, match="share fact_id 'same'"):
+        online.push("plays", [raw_play(hour=1, fact_id="same"), clash], now=ts(2))

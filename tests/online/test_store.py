@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from parity import FactLog
-from parity.errors import WorkspaceError
+from parity.errors import ConfigError
 from parity.online import Block, open_online
 from parity.online.base import FOREIGN_FLAG, decode, encode
 from tests.conformance import catalog, plays
@@ -113,5 +113,5 @@ def test_url_options(tmp_path: Path) -> None:
     )
     assert online.lookback_us is None and online.flush_every == 7
     online.close()
-    with pytest.raises(WorkspaceError, match="unknown setting 'color'"):
+    with pytest.raises(ConfigError, match="unknown online setting 'color'.*lookback"):
         open_online("memory://?color=red", FactLog(tmp_path), [catalog()])

@@ -1,22 +1,31 @@
 """`parity materialize | push | get | skew-check`: the online path from the command line.
 
 A thin layer over ``OnlineFeatures`` and ``parity.skew``. The workspace comes from
-``ctx.obj.workspace``; the main CLI registers every command in ``COMMANDS``.
+``ctx.obj.workspace``; the main CLI registers every command in ``COMMANDS`` and turns every
+error into one line (this module has no error handler of its own).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from parity.errors import ParityError, SchemaError
+from parity.errors import SchemaError
+from parity.online import OnlineFeatures
+from parity.online.options import from_config
 from parity.timeutil import to_utc_datetime
 
 
@@ -24,12 +33,16 @@ def _workspace(ctx: click.Context) -> Any:
     return ctx.obj.workspace
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except ParityError as exc:
-        raise click.ClickException(str(exc)) from exc
+def _reader(workspace: Any) -> tuple[OnlineFeatures, bool]:
+    """The online path for a pure read, and whether the caller must close it.
+
+    Opened read-only (nothing on disk changes), except a memory store, which lives in this
+    process only: the workspace's own is the one that holds data.
+    """
+    url, _ = from_config(workspace.config.get("online"), workspace.data_dir / "online.db")
+    if url.startswith("memory:"):
+        return workspace.online, False
+    return workspace.open_online(read_only=True), True
 
 
 def _console() -> Console:
@@ -49,10 +62,18 @@ def materialize(ctx: click.Context, feature_sets: tuple[str, ...]) -> None:
       parity materialize
       parity materialize member_activity
     """
-    with _errors():
-        online = _workspace(ctx).online
-        report = online.materialize(list(feature_sets) or None)
-        online.flush()
+    online = _workspace(ctx).online
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=_console(), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(source: str, done: int, total: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(f"materialize {source}", total=total)
+            bar.update(tasks[source], completed=done)
+
+        report = online.materialize(list(feature_sets) or None, progress=progress)
+    online.flush()
     for name, count in report.facts.items():
         _console().print(
             f"{name}: {count} fact versions read, {report.entities[name]} entities online"
@@ -74,10 +95,9 @@ def push(ctx: click.Context, source: str, file: str) -> None:
     Example:
       parity push plays new_plays.csv
     """
-    with _errors():
-        online = _workspace(ctx).online
-        report = online.push(source, file)
-        online.flush()
+    online = _workspace(ctx).online
+    report = online.push(source, file)
+    online.flush()
     _console().print(
         f"pushed {report.facts} facts about {report.entities} entities to {report.source}; "
         f"visible after {report.seconds * 1000:.1f} ms, and appended to the fact log"
@@ -101,36 +121,62 @@ def get(
 ) -> None:
     """Print the features of FEATURE_SET for one context, computed online.
 
+    Also prints whether the entity was ever seen ("found"): features of an entity never seen
+    are empty-window values, not facts about it. Refuses when a source of FEATURE_SET was
+    never materialized (run `parity materialize FEATURE_SET`). Opens the store read-only.
+
     \b
     Example:
       parity get member_activity --key member_id=42 --request device=tv
       parity get member_activity --key member_id=42 --at 2024-03-10T12:00:00Z
     """
-    with _errors():
-        workspace = _workspace(ctx)
-        fs = workspace.definitions.feature_set(feature_set)
-        context: dict[str, Any] = {}
-        for name, value in (_pair(k, "--key") for k in keys):
-            if name not in fs.entity.keys:
-                raise SchemaError(
-                    f"--key {name}: entity {fs.entity.name!r} has keys "
-                    f"{', '.join(fs.entity.keys)}; use --key {next(iter(fs.entity.keys))}=..."
-                )
-            context[name] = _typed_key(name, value, fs.entity.keys[name])
-        context.update(_pair(f, "--request") for f in fields)
-        when = to_utc_datetime(at, "--at") if at else None
-        if when is not None:
-            context["at"] = when
-        values = workspace.online.get_features(fs.name, context)
+    workspace = _workspace(ctx)
+    fs = workspace.definitions.feature_set(feature_set)
+    context: dict[str, Any] = {}
+    for name, value in (_pair(k, "--key") for k in keys):
+        if name not in fs.entity.keys:
+            raise SchemaError(
+                f"--key {name}: entity {fs.entity.name!r} has keys "
+                f"{', '.join(fs.entity.keys)}; use --key {next(iter(fs.entity.keys))}=..."
+            )
+        context[name] = _typed_key(name, value, fs.entity.keys[name])
+    missing = [k for k in fs.entity.keys if k not in context]
+    if missing:
+        raise SchemaError(
+            f"feature set {fs.name!r} is about entity {fs.entity.name!r}: give its key with "
+            f"{' '.join(f'--key {k}=...' for k in missing)}"
+        )
+    context.update(_pair(f, "--request") for f in fields)
+    for name in fs.request_fields:
+        context.setdefault(name, None)
+    context["at"] = to_utc_datetime(at, "--at") if at else datetime.now(timezone.utc)
+    online, owned = _reader(workspace)
+    try:
+        answer = online.answer(fs.name, [context])
+    finally:
+        if owned:
+            online.close()
+    row = answer.table.to_pylist()[0]
+    values = {f.name: row[f.name] for f in fs.features}
+    found = answer.found[0]
     if as_json:
-        click.echo(json.dumps(values, default=_json_default, indent=1))
+        payload = {"found": found, "at": context["at"], "features": values}
+        click.echo(json.dumps(payload, default=_json_default, indent=1))
         return
-    table = Table(title=f"{fs.name} for {context}")
+    shown = {k: v for k, v in context.items() if k != "at"}
+    table = Table(title=f"{fs.name} for {shown} at {context['at'].isoformat()}")
     table.add_column("feature")
     table.add_column("value")
     for name, value in values.items():
         table.add_row(name, repr(value))
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    console.print(
+        "found: yes (the online store holds facts about this entity)"
+        if found
+        else "found: no - the online store holds no fact about this entity; the values above "
+        "are empty-window values, not facts about it"
+    )
 
 
 @click.command("skew-check")
@@ -181,27 +227,26 @@ def skew_check(
     """
     from parity.skew import replay
 
-    with _errors():
-        workspace = _workspace(ctx)
-        names = list(feature_sets) or list(workspace.definitions.feature_sets)
-        chosen = [workspace.definitions.feature_set(n) for n in names]
-        facts = {}
-        for source in {s.name: s for fs in chosen for s in fs.sources}.values():
-            table = workspace.fact_log.read(source)
-            if table.num_rows > limit:
-                table = table.sort_by([("recorded_at", "ascending")]).slice(table.num_rows - limit)
-            facts[source.name] = table
-        report = replay(
-            chosen,
-            facts,
-            workspace.engine,
-            store,
-            requests=requests,
-            batch=batch,
-            lookback=None if lookback.lower() == "none" else lookback,
-            request_values=dict(_pair(f, "--request") for f in fields),
-            seed=seed,
-        )
+    workspace = _workspace(ctx)
+    names = list(feature_sets) or list(workspace.definitions.feature_sets)
+    chosen = [workspace.definitions.feature_set(n) for n in names]
+    facts = {}
+    for source in {s.name: s for fs in chosen for s in fs.sources}.values():
+        table = workspace.fact_log.read(source)
+        if table.num_rows > limit:
+            table = table.sort_by([("recorded_at", "ascending")]).slice(table.num_rows - limit)
+        facts[source.name] = table
+    report = replay(
+        chosen,
+        facts,
+        workspace.engine,
+        store,
+        requests=requests,
+        batch=batch,
+        lookback=None if lookback.lower() == "none" else lookback,
+        request_values=dict(_pair(f, "--request") for f in fields),
+        seed=seed,
+    )
     table = Table(title=f"skew-check: {report.rows} requests, {report.facts} facts replayed")
     table.add_column("feature")
     table.add_column("mismatches", justify="right")

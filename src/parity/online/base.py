@@ -5,9 +5,11 @@ For each (source, entity) it keeps an ordered list of **segments**: ``Block``s o
 versions appended by one push (or merged by a compaction). Next to them it keeps, per source,
 a **fact directory** ``fact_id -> entities``, so that a correction that moves a fact to another
 entity can reach every entity that holds a version of it, and a little metadata (the
-watermark). Orchestration (what to append, when to compact, what to evict) lives in
-``parity.online.service``; a new backend implements the abstract methods below and passes
-the conformance suite in ``tests/online``.
+horizon watermark, and per source the applied watermark of ``parity.online.readiness``).
+Orchestration (what to append, when to compact, what to evict) lives in
+``parity.online.writer``, ``routing``, ``maintenance`` and ``bulk``; a new backend implements
+the abstract methods below, translates its driver's errors to ``parity.errors`` in one place,
+and passes the conformance suite in ``tests/online``.
 
 Entities are named by their **entity id**: the JSON list of their key values, e.g. ``[42]``
 or ``["gb", 7]``; it keeps ints and strings apart and is safe as a Redis key or SQLite text.

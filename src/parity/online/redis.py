@@ -7,12 +7,14 @@ Keys, under a prefix (``?prefix=`` in the URL, default ``parity``)::
     {prefix}:meta                    hash of metadata
 
 An append is one MULTI/EXEC pipeline (one round trip, all or nothing); a read of any number
-of entities is one pipeline of LRANGEs. The ``redis`` package is imported only here.
+of entities is one pipeline of LRANGEs. The ``redis`` package is imported only here, and its
+connection and timeout errors become ``TransientError`` in one place (``_translate``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -91,7 +93,7 @@ class RedisStore(OnlineStore):
         import redis
 
         key = self._seg(source, entity)
-        with self._redis.pipeline(transaction=True) as pipe:
+        with self._translate(), self._redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key)
                 if pipe.llen(key) < count:
@@ -107,7 +109,7 @@ class RedisStore(OnlineStore):
                     pipe.hdel(self._dir(source), *gone)
                 if kept:
                     pipe.hset(self._dir(source), mapping=dict[Any, Any](kept))
-                self._call(pipe.execute)
+                pipe.execute()
             except redis.WatchError:
                 return False
         return True
@@ -147,9 +149,10 @@ class RedisStore(OnlineStore):
     def delete_prefix(self) -> None:
         """Delete every key under this store's prefix (tests and benchmarks clean up with it)."""
         pattern = _glob_escape(self.prefix) + ":*"
-        keys = list(self._redis.scan_iter(match=pattern, count=1000))
-        for start in range(0, len(keys), 1000):
-            self._redis.delete(*keys[start : start + 1000])
+        with self._translate():
+            keys = list(self._redis.scan_iter(match=pattern, count=1000))
+            for start in range(0, len(keys), 1000):
+                self._redis.delete(*keys[start : start + 1000])
 
     def entity_bytes(self, source: Source, entity: str) -> int:
         """Bytes Redis reports for one entity's list (MEMORY USAGE)."""
@@ -157,7 +160,7 @@ class RedisStore(OnlineStore):
 
     def ping(self) -> None:
         """One raw round trip (the benchmark's yardstick)."""
-        self._redis.ping()
+        self._call(self._redis.ping)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -170,8 +173,14 @@ class RedisStore(OnlineStore):
         return f"{self.prefix}:dir:{source.name}"
 
     def _call(self, fn: Any, *args: Any) -> Any:
-        try:
+        with self._translate():
             return fn(*args)
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Connection and timeout errors of the driver as TransientError: the one place."""
+        try:
+            yield
         except self._errors as exc:
             raise TransientError(
                 f"Redis at {self.url} did not answer ({type(exc).__name__}: {exc}); check that "

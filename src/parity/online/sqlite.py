@@ -6,17 +6,30 @@ Tables::
     directory(source, fact_id, entities)    where each fact's versions are kept
     meta(name, value)
 
-WAL mode lets readers in other processes read while one process writes.
+WAL mode lets readers in other processes read while one process writes. Driver errors are
+translated in one place (``_translate``): a busy or locked database is a ``TransientError``
+(retry), a full disk, a read-only file or an unopenable path a ``StorageError``.
+
+Opened with ``read_only=True`` (a pure read, such as ``parity get``), the file is opened with
+``mode=ro`` and a write raises ``StorageError``; nothing on disk is created or changed. When no
+writer is active (no ``-wal`` file) it is opened ``immutable`` as well, because ``mode=ro`` alone
+would leave ``-wal``/``-shm`` files behind; a writer that starts during such a read is not seen
+by it (fine for a one-shot read, which is what read-only is for). A missing file reads as an
+empty store.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
+from typing import Any, TypeVar
 
 from parity.definitions import Source
+from parity.errors import StorageError, TransientError
 from parity.online.base import Block, OnlineStore, decode, encode
 
 _SCHEMA = """
@@ -31,21 +44,102 @@ CREATE TABLE IF NOT EXISTS directory (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _CHUNK = 500  # bound parameters per IN (...) list
+_BUSY = ("database is locked", "database table is locked", "database is busy")
+_STORAGE = (
+    "disk is full",
+    "database or disk is full",
+    "readonly database",
+    "unable to open database",
+    "disk i/o error",
+    "attempt to write a readonly",
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def _translate(path: Path, read_only: bool = False) -> Iterator[None]:
+    """Map sqlite3's errors to parity's tree: the one place this store does it."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if read_only and "readonly" in text:
+            raise StorageError(
+                f"online store {path} was opened read-only (a pure read such as `parity get`); "
+                f"it refuses to write ({exc})"
+            ) from exc
+        if any(word in text for word in _BUSY):
+            raise TransientError(
+                f"online store {path}: the database is busy ({exc}); another process holds "
+                f"a write lock. Retry in a moment"
+            ) from exc
+        if any(word in text for word in _STORAGE):
+            raise StorageError(
+                f"online store {path}: cannot write or open the file ({exc}); check free "
+                f"disk space and that the folder is writable"
+            ) from exc
+        raise StorageError(f"online store {path}: SQLite failed ({exc})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(
+            f"online store {path}: the file is not a readable SQLite database ({exc}); "
+            f"delete it and run `parity materialize`"
+        ) from exc
+    except OSError as exc:
+        raise StorageError(f"online store {path}: {exc}") from exc
+
+
+def _translated(method: F) -> F:
+    @wraps(method)
+    def wrapper(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+        with _translate(self.path, self.read_only):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class SQLiteStore(OnlineStore):
-    """Segments as BLOB rows in one SQLite file."""
+    """Segments as BLOB rows in one SQLite file.
 
-    def __init__(self, path: str | Path) -> None:
+    ``busy_timeout`` is how long a call waits for another process's write lock before it
+    raises TransientError.
+    """
+
+    def __init__(
+        self, path: str | Path, read_only: bool = False, busy_timeout: float = 5.0
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self.url = f"sqlite:///{self.path.as_posix().lstrip('/')}"
-        self._con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA synchronous=NORMAL")
-        self._con.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        with _translate(self.path):
+            if read_only and not self.path.exists():
+                # Nothing was ever written: an empty store, kept in memory, touching no file.
+                self._con = sqlite3.connect(":memory:", check_same_thread=False)
+                self._con.executescript(_SCHEMA)
+                self._con.execute("PRAGMA query_only=ON")
+            elif read_only:
+                # With a writer active (its -wal file exists) share its -wal/-shm read-only;
+                # with none, open immutable, since mode=ro alone would create -wal and -shm
+                # files it can never remove. See the module docstring for the trade-off.
+                live = Path(f"{self.path}-wal").exists()
+                mode = "mode=ro" if live else "mode=ro&immutable=1"
+                self._con = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?{mode}",
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                    timeout=busy_timeout,
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._con = sqlite3.connect(
+                    self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout
+                )
+                self._con.execute("PRAGMA journal_mode=WAL")
+                self._con.execute("PRAGMA synchronous=NORMAL")
+                self._con.executescript(_SCHEMA)
 
+    @_translated
     def append(
         self, source: Source, segments: Mapping[str, Block], directory: Mapping[str, str]
     ) -> dict[str, int]:
@@ -58,12 +152,15 @@ class SQLiteStore(OnlineStore):
                 "INSERT INTO segments VALUES (?, ?, ?, ?)",
                 [(source.name, e, last.get(e, (0, 0))[0] + 1, data) for e, data in encoded],
             )
+            # In key order: a bulk load then appends to the B-tree instead of inserting at
+            # random places (fact ids are hashes), several times faster.
             con.executemany(
                 "INSERT OR REPLACE INTO directory VALUES (?, ?, ?)",
-                [(source.name, f, v) for f, v in directory.items()],
+                [(source.name, f, directory[f]) for f in sorted(directory)],
             )
         return {e: last.get(e, (0, 0))[1] + 1 for e in entities}
 
+    @_translated
     def read(self, source: Source, entities: Sequence[str]) -> list[list[Block]]:
         """The segments of each entity id (see OnlineStore)."""
         found: dict[str, list[Block]] = {}
@@ -88,6 +185,7 @@ class SQLiteStore(OnlineStore):
             found.setdefault(entity, []).append(decode(source, data))
         return [found.get(e, []) for e in entities]
 
+    @_translated
     def replace(
         self,
         source: Source,
@@ -129,6 +227,7 @@ class SQLiteStore(OnlineStore):
             )
         return True
 
+    @_translated
     def directory(self, source: Source, fact_ids: Sequence[str]) -> list[str | None]:
         """Directory entries (see OnlineStore)."""
         found: dict[str, str] = {}
@@ -145,6 +244,7 @@ class SQLiteStore(OnlineStore):
                 )
         return [found.get(f) for f in fact_ids]
 
+    @_translated
     def entities(self, source: Source) -> Iterator[str]:
         """Every entity id holding segments of ``source``."""
         with self._lock:
@@ -153,23 +253,27 @@ class SQLiteStore(OnlineStore):
             ).fetchall()
         return iter([row[0] for row in rows])
 
+    @_translated
     def get_meta(self, name: str) -> str | None:
         """A metadata value."""
         with self._lock:
             row = self._con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_translated
     def set_meta(self, name: str, value: str) -> None:
         """Set a metadata value."""
         with self._lock:
             self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
+    @_translated
     def clear(self, source: Source) -> None:
         """Forget everything about ``source``."""
         with self._lock, self._transaction() as con:
             con.execute("DELETE FROM segments WHERE source = ?", (source.name,))
             con.execute("DELETE FROM directory WHERE source = ?", (source.name,))
 
+    @_translated
     def entity_bytes(self, source: Source, entity: str) -> int:
         """Bytes of one entity's segment blobs."""
         with self._lock:
@@ -180,6 +284,7 @@ class SQLiteStore(OnlineStore):
             ).fetchone()
         return int(row[0])
 
+    @_translated
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
