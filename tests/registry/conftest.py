@@ -6,8 +6,6 @@ no server answers, and fails instead when ``PARITY_REQUIRE_SERVICES=1`` (CI).
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,54 +13,21 @@ from pathlib import Path
 import pytest
 
 from parity.registry import Registry, open_registry
-
-# Tried in order, unless PARITY_POSTGRES_URL names the one server to use.
-_POSTGRES_CANDIDATES = (
-    "postgresql://postgres@127.0.0.1:5432/test",
-    "postgresql://127.0.0.1:5432/test",
-)
-
-
-def _find_postgres() -> tuple[str | None, str]:
-    """The first URL a PostgreSQL server answers on, or None and why not."""
-    try:
-        import psycopg
-    except ImportError:
-        return None, "psycopg is not installed (pip install 'parity[postgres]')"
-    configured = os.environ.get("PARITY_POSTGRES_URL")
-    candidates = [configured] if configured else list(_POSTGRES_CANDIDATES)
-    failures = []
-    for url in candidates:
-        try:
-            with psycopg.connect(url, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error as err:
-            failures.append(f"{url}: {str(err).strip().splitlines()[0]}")
-            continue
-        return url, ""
-    return None, "PostgreSQL is not reachable (" + "; ".join(failures) + ")"
+from tests.registry.services import drop_schema, new_schema_name, postgres_or_skip
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A URL of a reachable PostgreSQL server; skips (or fails under CI) when there is none."""
-    url, why = _find_postgres()
-    if url is None:
-        if os.environ.get("PARITY_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PARITY_REQUIRE_SERVICES=1 but {why}")
-        pytest.skip(why)
-    return url
+    return postgres_or_skip()
 
 
 @pytest.fixture
 def postgres_schema(postgres_url: str) -> Iterator[str]:
     """A fresh, uniquely named schema, dropped (with everything in it) after the test."""
-    import psycopg
-
-    schema = f"parity_test_{uuid.uuid4().hex[:12]}"
+    schema = new_schema_name()
     yield schema
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    drop_schema(postgres_url, schema)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The content-addressed artifact store, and how models become artifact bytes and back."""
+"""The content-addressed artifact store (formats and signing: test_formats.py)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,8 @@ from parity.registry import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
     ArtifactStore,
-    InvalidModelError,
-    Model,
-    ModelSerializationError,
-    ProbabilisticModel,
     code_version,
 )
-from parity.registry.model import dumps_model, loads_model
 
 
 @pytest.fixture
@@ -121,55 +116,6 @@ def test_a_failed_write_leaves_no_file(store: ArtifactStore, monkeypatch: Any) -
     with pytest.raises(OSError, match="disk full"):
         store.put(b"data")
     assert _stored_files(store) == []
-
-
-# --- model serialisation ------------------------------------------------------------------
-
-
-class Linear:
-    def __init__(self, slope: float) -> None:
-        self.slope = slope
-
-    def predict(self, X: list[float]) -> list[float]:
-        return [self.slope * x for x in X]
-
-
-class Classifier(Linear):
-    def predict_proba(self, X: list[float]) -> list[list[float]]:
-        return [[1.0, 0.0] for _ in X]
-
-
-def test_models_round_trip_through_pickles() -> None:
-    model = loads_model(dumps_model(Linear(2.0)))
-    assert model.predict([1.0, 3.0]) == [2.0, 6.0]
-    assert isinstance(model, Model) and not isinstance(model, ProbabilisticModel)
-    assert isinstance(Classifier(1.0), ProbabilisticModel)
-    assert dumps_model(Linear(2.0)) == dumps_model(Linear(2.0))  # same model, same artifact
-
-
-def test_a_real_scikit_learn_model_round_trips() -> None:
-    linear_model = pytest.importorskip("sklearn.linear_model")
-    model = linear_model.LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-    loaded = loads_model(dumps_model(model))
-    assert loaded.predict([[0.0], [3.0]]).tolist() == [0, 1]
-    assert isinstance(loaded, ProbabilisticModel)
-    assert loaded.predict_proba([[3.0]]).shape == (1, 2)
-
-
-def test_objects_that_are_not_models_or_not_picklable_are_rejected() -> None:
-    class NoPredict:
-        pass
-
-    class Local:  # defined in a function: pickle cannot find it by name
-        def predict(self, X: Any) -> Any:
-            return X
-
-    with pytest.raises(InvalidModelError, match="NoPredict object is not a model"):
-        dumps_model(NoPredict())
-    with pytest.raises(ModelSerializationError, match="could not pickle the Local model"):
-        dumps_model(Local())
-    with pytest.raises(ModelSerializationError, match="could not unpickle model 'x'"):
-        loads_model(b"not a pickle", label="model 'x'")
 
 
 # --- code version -------------------------------------------------------------------------

@@ -1,34 +1,39 @@
-"""`parity models ...` on a real (SQLite) registry, through click's test runner."""
+"""`parity models ...` on a real workspace (SQLite registry), through the root CLI group, which
+turns every error into one line with exit code 2."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
+import parity
+from parity.cli.app import main
 from parity.cli.models import models
-from parity.registry import Registry, SqliteRegistry
+from parity.registry import Registry
+from parity.sentinel import CheckResult, Finding, Verdict, VerdictStore
 
 
-class Doubler:
-    def predict(self, X: list[float]) -> list[float]:
-        return [2 * x for x in X]
+def Doubler() -> Any:
+    """A scikit-learn model (stored with skops) that doubles its one input."""
+    from sklearn.linear_model import LinearRegression
 
-
-@dataclass
-class Workspace:
-    """Stands in for the workspace object: the CLI only needs `.registry`."""
-
-    registry: Registry | None
+    return LinearRegression().fit(np.array([[0.0], [1.0]]), np.array([0.0, 2.0]))
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    registry = SqliteRegistry(tmp_path / "registry.db", tmp_path / "artifacts")
+def root(tmp_path: Path) -> Path:
+    return parity.init(tmp_path / "ws")
+
+
+@pytest.fixture
+def registry(root: Path) -> Registry:
+    registry: Registry = parity.open(root).registry
     for auc in (0.70, 0.75, 0.80):
         registry.register(
             "churn",
@@ -41,16 +46,17 @@ def registry(tmp_path: Path) -> Registry:
             params={"depth": 4},
             metrics={"auc": auc},
             description="gradient boosting",
-            code_dir=tmp_path,
+            code_dir=root.parent,
         )
-    registry.register("ranker", Doubler(), feature_sets={}, code_dir=tmp_path)
+    registry.register("ranker", Doubler(), feature_sets={}, code_dir=root.parent)
     registry.set_alias("churn", "live", 1, reason="launch")
     return registry
 
 
-def run(registry: Registry | None, *args: str) -> Result:
+def run(registry: Registry, *args: str) -> Result:
+    root = Path(registry.artifacts.root).parent.parent  # <workspace>/data/artifacts
     return CliRunner().invoke(
-        models, list(args), obj=Workspace(registry), env={"COLUMNS": "200"}, catch_exceptions=False
+        main, ["--workspace", str(root), "models", *args], env={"COLUMNS": "200"}
     )
 
 
@@ -81,6 +87,7 @@ def test_show_resolves_latest_version_and_alias(registry: Registry) -> None:
         "0.7",
         "gradient boosting",
         "not registered from a git work tree",
+        "skops (signed, verified)",
     ):
         assert expected in live.output, expected
 
@@ -125,31 +132,98 @@ def test_history_lists_alias_moves(registry: Registry) -> None:
         (("show", "churn@9"), "has no version 9; it has versions 1, 2, 3"),
         (("show", "churn@prod"), "no alias 'prod'"),
         (("promote", "churn", "7"), "has no version 7"),
+        (("promote", "churn", str(2**70)), "versions are integers from 1 to 2147483647"),
         (("rollback", "ranker"), "never been set"),
     ],
 )
-def test_errors_are_one_line_messages_with_exit_code_1(
+def test_errors_are_one_line_messages_with_exit_code_2(
     registry: Registry, args: Any, message: str
 ) -> None:
     result = run(registry, *args)
-    assert result.exit_code == 1
-    assert "Error:" in result.output and message in result.output
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and message in " ".join(result.output.split())
+    assert "Traceback" not in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_without_a_workspace_the_cli_says_what_is_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--workspace", str(tmp_path), "models", "list"])
+    assert result.exit_code == 2 and "parity.yaml" in result.output
     assert "Traceback" not in result.output
 
 
-def test_without_a_registry_the_cli_says_what_is_missing() -> None:
-    result = run(None, "list")
-    assert result.exit_code == 1
-    assert "needs a parity workspace" in result.output
-
-
-def test_an_empty_registry_says_how_to_register(tmp_path: Path) -> None:
-    empty = SqliteRegistry(tmp_path / "r.db", tmp_path / "a")
-    result = run(empty, "list")
+def test_an_empty_registry_says_how_to_register(root: Path) -> None:
+    result = CliRunner().invoke(main, ["--workspace", str(root), "models", "list"])
     assert result.exit_code == 0 and "No models registered yet" in result.output
 
 
-@pytest.mark.parametrize("command", ["list", "show", "promote", "rollback", "history"])
+def test_a_corrupt_database_names_the_file_and_the_fix(root: Path) -> None:
+    (root / "data").mkdir(exist_ok=True)
+    database = root / "data" / "registry.db"
+    database.write_bytes(b"this is not a database" * 100)
+    for command in (["models", "list"], ["models", "show", "churn"], ["serve", "--port", "1"]):
+        result = CliRunner().invoke(main, ["--workspace", str(root), *command])
+        assert result.exit_code == 2, result.output
+        text = " ".join(result.output.split())
+        assert str(database) in text.replace(" ", "") or "registry.db" in text
+        assert "damaged or is not a SQLite database" in text and "backup" in text
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_database_names_the_file(root: Path, registry: Registry) -> None:
+    database = root / "data" / "registry.db"
+    os.chmod(database, 0)
+    try:
+        result = CliRunner().invoke(main, ["--workspace", str(root), "models", "list"])
+    finally:
+        os.chmod(database, 0o644)
+    assert result.exit_code == 2 and "registry.db" in result.output
+
+
+def _verdict(registry: Registry, version: int, status: Any, decision: Any) -> None:
+    """Store a verdict where the Sentinel keeps them, as `parity sentinel watch` would."""
+    store = VerdictStore(Path(registry.artifacts.root).resolve().parent / "sentinel")
+    finding = Finding("shadow_accuracy.worse", "AUC 0.61 vs live 0.74")
+    result = CheckResult("shadow_accuracy", status, "AUC 0.61 vs live 0.74", [finding])
+    moment = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    store.save(Verdict("churn", version, status, [result], moment, decision=decision))
+
+
+def test_promoting_a_version_the_sentinel_stopped_needs_force(registry: Registry) -> None:
+    _verdict(registry, 3, "fail", "stopped")
+    refused = run(registry, "promote", "churn", "3")
+    assert refused.exit_code == 2, refused.output
+    text = " ".join(refused.output.split())
+    assert "warning: the Sentinel stopped churn@3" in text and "--force" in text
+    assert registry.get("churn", "live").version == 1  # not moved
+    forced = run(registry, "promote", "churn", "3", "--force", "--reason", "new market")
+    assert forced.exit_code == 0, forced.output
+    assert "warning: the Sentinel stopped churn@3" in " ".join(forced.output.split())
+    assert registry.get("churn", "live").version == 3
+    assert "forced over the Sentinel" in (registry.alias_history("churn", "live")[-1].reason or "")
+    _verdict(registry, 2, "pass", "promoted")
+    assert run(registry, "promote", "churn", "2").exit_code == 0  # a passing verdict is no bar
+
+
+def test_a_tampered_artifact_is_never_promoted(registry: Registry) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    other = LinearRegression().fit(np.array([[0.0], [1.0]]), np.array([0.0, 3.0]))
+    mv = registry.register("churn", other, feature_sets={}, code_dir="/")
+    path = registry.artifacts.path_for(mv.artifact_sha256)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = run(registry, "promote", "churn", str(mv.version))
+    assert result.exit_code == 2 and "failed its integrity check" in result.output
+    assert registry.get("churn", "live").version == 1
+    verified = run(registry, "verify", "churn@live")
+    assert verified.exit_code == 0 and "intact and signed" in verified.output
+
+
+@pytest.mark.parametrize("command", ["list", "show", "promote", "rollback", "history", "verify"])
 def test_every_command_help_explains_itself_with_an_example(command: str) -> None:
     result = CliRunner().invoke(models, [command, "--help"])
     assert result.exit_code == 0

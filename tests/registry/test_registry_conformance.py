@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from parity import Entity, FeatureSet, Transform
@@ -19,6 +20,7 @@ from parity.registry import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
     InvalidModelError,
+    Model,
     NothingToRollBackError,
     ProbabilisticModel,
     Registry,
@@ -26,17 +28,17 @@ from parity.registry import (
 )
 
 
-class Scaler:
-    """A tiny picklable model: predict multiplies, predict_proba squashes."""
+def Scaler(factor: float) -> Any:
+    """A tiny scikit-learn model (stored with skops): predict multiplies by ``factor``."""
+    from sklearn.linear_model import LinearRegression
 
-    def __init__(self, factor: float) -> None:
-        self.factor = factor
+    model = LinearRegression()
+    model.fit(np.array([[0.0], [1.0]]), np.array([0.0, factor]))
+    return model
 
-    def predict(self, X: list[float]) -> list[float]:
-        return [x * self.factor for x in X]
 
-    def predict_proba(self, X: list[float]) -> list[list[float]]:
-        return [[0.5, 0.5] for _ in X]
+def _predict(model: Any, values: list[float]) -> list[float]:
+    return [round(float(v), 9) for v in model.predict(np.array(values).reshape(-1, 1))]
 
 
 LOADED: list[str] = []
@@ -111,13 +113,12 @@ def test_load_returns_a_working_model_by_version_alias_or_latest(registry: Regis
     _register(registry, 3.0)
     registry.set_alias("churn", "live", 1)
 
-    assert registry.load("churn", 1).predict([1.0, 2.0]) == [2.0, 4.0]
-    assert registry.load("churn", "live").predict([1.0]) == [2.0]
-    assert registry.load("churn", "1").predict([1.0]) == [2.0]  # a CLI-style string number
-    assert registry.load("churn").predict([1.0]) == [3.0]
+    assert _predict(registry.load("churn", 1), [1.0, 2.0]) == [2.0, 4.0]
+    assert _predict(registry.load("churn", "live"), [1.0]) == [2.0]
+    assert _predict(registry.load("churn", "1"), [1.0]) == [2.0]  # a CLI-style string number
+    assert _predict(registry.load("churn"), [1.0]) == [3.0]
     latest = registry.load("churn")
-    assert isinstance(latest, ProbabilisticModel)
-    assert latest.predict_proba([1.0]) == [[0.5, 0.5]]
+    assert isinstance(latest, Model) and not isinstance(latest, ProbabilisticModel)
 
 
 def test_artifacts_are_content_addressed_and_stored_once(registry: Registry) -> None:
@@ -136,7 +137,11 @@ def test_artifacts_are_content_addressed_and_stored_once(registry: Registry) -> 
 
 
 @pytest.mark.parametrize("damage", ["tamper", "truncate"])
-def test_a_damaged_artifact_is_refused_before_unpickling(registry: Registry, damage: str) -> None:
+def test_a_damaged_artifact_is_refused_before_unpickling(
+    registry_spec: Any, damage: str
+) -> None:
+    # Pickle is an opt-in; with it, the booby proves a damaged pickle is never unpickled.
+    registry = open_registry(registry_spec.url, registry_spec.artifacts_root, allow_pickle=True)
     mv = registry.register("churn", Booby(), feature_sets={})
     LOADED.clear()
     registry.load("churn", 1)
@@ -400,3 +405,43 @@ def test_concurrent_registers_and_alias_moves_lose_nothing(
     assert sorted(e.to_version for e in history) == list(range(1, total + 1))
     assert registry.get("race", "live").version == history[-1].to_version
     assert os.listdir(registry_spec.artifacts_root)  # artifacts were written by the children
+
+
+# --- driver errors: translated in one place per backend -----------------------------------
+
+
+def test_a_locked_sqlite_database_is_a_transient_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    from parity.errors import TransientError
+    from parity.registry import SqliteRegistry
+
+    registry = SqliteRegistry(tmp_path / "registry.db", tmp_path / "artifacts", busy_timeout=0.2)
+    blocker = sqlite3.connect(tmp_path / "registry.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holding a long write
+    try:
+        with pytest.raises(TransientError, match="stayed locked") as caught:
+            registry.register("churn", Scaler(2.0), feature_sets={})
+        assert caught.value.transient and str(tmp_path / "registry.db") in str(caught.value)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert registry.register("churn", Scaler(2.0), feature_sets={}).version == 1
+
+
+def test_a_damaged_sqlite_database_is_a_storage_error_naming_the_file(tmp_path: Path) -> None:
+    from parity.errors import StorageError
+
+    database = tmp_path / "registry.db"
+    database.write_bytes(b"not a database at all " * 200)
+    with pytest.raises(StorageError, match="damaged or is not a SQLite database") as caught:
+        open_registry(f"sqlite://{database}", tmp_path / "artifacts")
+    assert str(database) in str(caught.value) and not caught.value.transient
+
+
+def test_an_unreachable_postgres_server_is_a_transient_error(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    from parity.errors import TransientError
+
+    with pytest.raises(TransientError, match="cannot connect to the PostgreSQL registry"):
+        open_registry("postgresql://nobody@127.0.0.1:1/none", tmp_path / "artifacts")

@@ -8,6 +8,11 @@ An artifact's name is the sha256 of its bytes, so the same content is stored onc
 can always be checked against its name. A write goes to a temporary file in the target folder,
 is flushed and fsynced, and is then moved into place with ``os.replace``: a reader sees either
 no file or the whole file, never a partial one. Reads verify the hash before returning bytes.
+
+A matching hash proves only that the file is the one the metadata names, and whoever writes the
+metadata chooses that name. So model artifacts are also signed (``formats.py``) with a key kept
+outside the metadata database (``signing.py``): ``load`` verifies hash and signature before any
+byte is deserialised, and ``check`` does the same without deserialising (for promotions).
 """
 
 from __future__ import annotations
@@ -24,15 +29,14 @@ from parity.errors import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
     InputError,
+    StorageError,
 )
+from parity.registry import formats
+from parity.registry.model import Model
+from parity.registry.signing import Signer, load_or_create_key
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
-
-
-
-
-
 
 @dataclass(frozen=True)
 class Artifact:
@@ -51,8 +55,58 @@ class ArtifactStore:
     that were put, or raises ``ArtifactIntegrityError`` / ``ArtifactNotFoundError``.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        signer: Signer | None = None,
+        key_path: str | Path | None = None,
+        allow_pickle: bool = False,
+    ) -> None:
         self.root = Path(root)
+        self._signer = signer
+        # Beside the store by default (data/keys/artifacts.key in a workspace), never in it.
+        self.key_path = Path(key_path) if key_path is not None else (
+            self.root.parent / "keys" / "artifacts.key"
+        )
+        self.allow_pickle = bool(allow_pickle)
+
+    @property
+    def signer(self) -> Signer:
+        """The signing key's signer; the key file is read (or created, 0600) on first use."""
+        if self._signer is None:
+            self._signer = load_or_create_key(self.key_path)
+        return self._signer
+
+    def put_model(self, model: object) -> Artifact:
+        """Encode ``model`` in a format that runs no code (or pickle, if allowed), sign, store."""
+        return self.put(formats.encode(model, self.signer, allow_pickle=self.allow_pickle))
+
+    def read_verified(self, sha256: str, *, label: str | None = None) -> formats.Envelope:
+        """The artifact's header and payload after checking its sha256 and its signature.
+
+        Nothing is deserialised. Raises ``ArtifactNotFoundError`` or ``ArtifactIntegrityError``.
+        """
+        data = self.read(sha256, label=label)
+        return formats.verify(
+            data, self.signer, what=label or f"artifact {sha256}", sha256=sha256,
+            path=self.path_for(sha256),
+        )
+
+    def check(self, sha256: str, *, label: str | None = None) -> formats.Envelope:
+        """``read_verified``, and refuse formats this store would not load (pickle, unknown)."""
+        envelope = self.read_verified(sha256, label=label)
+        formats.check_loadable(
+            envelope, allow_pickle=self.allow_pickle, what=label or f"artifact {sha256}"
+        )
+        return envelope
+
+    def load(self, sha256: str, *, label: str | None = None) -> Model:
+        """The model stored under ``sha256``, deserialised only after hash and signature pass."""
+        envelope = self.read_verified(sha256, label=label)
+        return formats.decode(
+            envelope, allow_pickle=self.allow_pickle, what=label or f"artifact {sha256}"
+        )
 
     def path_for(self, sha256: str) -> Path:
         """The path an artifact with this sha256 hex digest is stored at."""
@@ -107,6 +161,11 @@ class ArtifactStore:
                 f"Restore the artifacts folder ({self.root}) from a backup, or register the "
                 f"model again"
             ) from None
+        except OSError as err:
+            raise StorageError(
+                f"cannot read the artifact of {what} at {path}: {err.strerror or err}. Check "
+                f"the folder's permissions"
+            ) from err
         if actual != sha256:
             raise ArtifactIntegrityError(
                 f"the artifact of {what} failed its integrity check: expected sha256 {sha256}, "

@@ -4,7 +4,8 @@ Tables live in one schema (default ``parity``), created on first use. Every writ
 model's row in ``registry_models`` with ``SELECT ... FOR UPDATE``, so version numbering and
 alias moves of one model are serialised across every process and machine, while different
 models proceed in parallel. A connection is opened per public call (and closed after it), so a
-registry object may be shared by threads and survives ``fork``.
+registry object may be shared by threads and survives ``fork``. The SQL is shared with SQLite
+(``sql.py``); psycopg's exceptions are translated in ``_translate``, the one place that does it.
 
 psycopg (3) is imported when a registry is opened, not when parity is imported: install it
 with ``pip install 'parity[postgres]'``.
@@ -16,22 +17,13 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parity.errors import NotFoundError, TransientError, WorkspaceError
-from parity.registry.base import (
-    EVENT_COLUMNS,
-    VERSION_COLUMNS,
-    AliasChooser,
-    AliasEvent,
-    ModelVersion,
-    Registry,
-    VersionDraft,
-    event_from_row,
-    version_from_row,
-)
+from parity.errors import ParityError, StorageError, TransientError, WorkspaceError
+from parity.registry.signing import Signer
+from parity.registry.sql import SqlRegistry
 
 if TYPE_CHECKING:
     import psycopg
@@ -82,8 +74,11 @@ CREATE INDEX IF NOT EXISTS registry_alias_history_by_alias
 """
 
 
-class PostgresRegistry(Registry):
+class PostgresRegistry(SqlRegistry):
     """A registry whose metadata lives in PostgreSQL and artifacts in a local folder."""
+
+    placeholder = "%s"
+    lock_suffix = " FOR UPDATE"
 
     def __init__(
         self,
@@ -92,8 +87,13 @@ class PostgresRegistry(Registry):
         *,
         schema: str = "parity",
         connect_timeout: int = 10,
+        signer: Signer | None = None,
+        key_path: str | Path | None = None,
+        allow_pickle: bool = False,
     ) -> None:
-        super().__init__(artifacts_root)
+        super().__init__(
+            artifacts_root, signer=signer, key_path=key_path, allow_pickle=allow_pickle
+        )
         if not _SCHEMA_NAME_RE.match(schema):
             raise WorkspaceError(
                 f"PostgreSQL schema name {schema!r} is not valid: use lowercase letters, digits "
@@ -104,7 +104,7 @@ class PostgresRegistry(Registry):
         self.connect_timeout = connect_timeout
         self._local = threading.local()
         self._psycopg = _import_psycopg()
-        with self._transaction() as conn:
+        with self._write() as conn:
             # Serialise schema creation: concurrent CREATE ... IF NOT EXISTS can still collide.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_SCHEMA_LOCK_KEY,))
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -112,6 +112,12 @@ class PostgresRegistry(Registry):
 
     def __repr__(self) -> str:
         return f"PostgresRegistry({self._where()!r}, schema={self.schema!r})"
+
+    def _stamp(self, moment: datetime) -> object:
+        return moment  # TIMESTAMPTZ: psycopg binds aware datetimes
+
+    def _flag(self, value: bool | None) -> object:
+        return value
 
     # --- connections ---------------------------------------------------------------------
 
@@ -137,7 +143,7 @@ class PostgresRegistry(Registry):
                 self._local.conn = None
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection inside one transaction: committed on success, rolled back on error."""
         shared = getattr(self._local, "conn", None)
         if shared is not None:
@@ -146,6 +152,9 @@ class PostgresRegistry(Registry):
         else:
             with self._open() as conn, conn.transaction():
                 yield conn
+
+    def _read(self) -> Any:
+        return self._write()  # a read is a (short) transaction too: one snapshot
 
     @contextmanager
     def _open(self) -> Iterator[psycopg.Connection[Any]]:
@@ -158,141 +167,35 @@ class PostgresRegistry(Registry):
                 connect_timeout=self.connect_timeout,
                 options=f"-c search_path={self.schema}",
             )
-        except pg.OperationalError as err:
-            raise TransientError(
-                f"cannot connect to the PostgreSQL registry at {self._where()}: "
-                f"{str(err).strip()}. Check that the server is running and the URL is right"
-            ) from err
+        except pg.Error as err:
+            raise _translate(pg, err, self._where(), connecting=True) from err
         try:
             yield conn
-        except (pg.errors.SerializationFailure, pg.errors.DeadlockDetected) as err:
-            raise TransientError(
-                f"the PostgreSQL registry at {self._where()} aborted a transaction ({err}); "
-                f"retrying may succeed"
-            ) from err
-        except pg.OperationalError as err:
-            raise TransientError(
-                f"lost the connection to the PostgreSQL registry at {self._where()}: {err}"
-            ) from err
+        except ParityError:
+            raise
+        except pg.Error as err:
+            raise _translate(pg, err, self._where(), connecting=False) from err
         finally:
             conn.close()
 
-    # --- storage primitives --------------------------------------------------------------
 
-    def _insert_version(self, draft: VersionDraft) -> int:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO registry_models (name, created_at) VALUES (%s, %s) "
-                "ON CONFLICT (name) DO NOTHING",
-                (draft.name, draft.created_at),
-            )
-            _lock_model(conn, draft.name)
-            row = conn.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM registry_versions WHERE name = %s",
-                (draft.name,),
-            ).fetchone()
-            assert row is not None
-            version = int(row[0]) + 1
-            conn.execute(
-                f"INSERT INTO registry_versions ({VERSION_COLUMNS}) "
-                f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    draft.name,
-                    version,
-                    draft.artifact_sha256,
-                    draft.artifact_size,
-                    draft.feature_sets_json,
-                    draft.training_set_json,
-                    draft.code_version,
-                    draft.code_dirty,
-                    draft.params_json,
-                    draft.metrics_json,
-                    draft.description,
-                    draft.created_at,
-                ),
-            )
-        return version
-
-    def _select_versions(self, name: str, version: int | None) -> list[ModelVersion]:
-        sql = f"SELECT {VERSION_COLUMNS} FROM registry_versions WHERE name = %s"
-        args: tuple[object, ...] = (name,)
-        if version is not None:
-            sql += " AND version = %s"
-            args += (version,)
-        with self._transaction() as conn:
-            rows = conn.execute(sql + " ORDER BY version", args).fetchall()
-        return [version_from_row(row) for row in rows]
-
-    def _select_model_names(self) -> list[str]:
-        with self._transaction() as conn:
-            rows = conn.execute("SELECT name FROM registry_models ORDER BY name").fetchall()
-        return [row[0] for row in rows]
-
-    def _select_aliases(self, name: str) -> dict[str, int]:
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT alias, version FROM registry_aliases WHERE name = %s ORDER BY alias",
-                (name,),
-            ).fetchall()
-        return {alias: int(version) for alias, version in rows}
-
-    def _move_alias(
-        self,
-        name: str,
-        alias: str,
-        choose: AliasChooser,
-        reason: str | None,
-        actor: str | None,
-    ) -> AliasEvent | None:
-        with self._transaction() as conn:
-            _lock_model(conn, name)
-            row = conn.execute(
-                "SELECT version FROM registry_aliases WHERE name = %s AND alias = %s",
-                (name, alias),
-            ).fetchone()
-            current = None if row is None else int(row[0])
-            latest_row = conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM registry_alias_history "
-                f"WHERE name = %s AND alias = %s ORDER BY id DESC LIMIT 1",
-                (name, alias),
-            ).fetchone()
-            target = choose(current, None if latest_row is None else event_from_row(latest_row))
-            if target is None:
-                return None
-            now = datetime.now(timezone.utc)
-            conn.execute(
-                "INSERT INTO registry_aliases (name, alias, version, updated_at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (name, alias) "
-                "DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
-                (name, alias, target, now),
-            )
-            inserted = conn.execute(
-                "INSERT INTO registry_alias_history "
-                "(name, alias, from_version, to_version, moved_at, reason, actor) "
-                f"VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {EVENT_COLUMNS}",
-                (name, alias, current, target, now, reason, actor),
-            ).fetchone()
-        assert inserted is not None
-        return event_from_row(inserted)
-
-    def _select_history(self, name: str, alias: str | None) -> list[AliasEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM registry_alias_history WHERE name = %s"
-        args: tuple[object, ...] = (name,)
-        if alias is not None:
-            sql += " AND alias = %s"
-            args += (alias,)
-        with self._transaction() as conn:
-            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [event_from_row(row) for row in rows]
-
-
-def _lock_model(conn: psycopg.Connection[Any], name: str) -> None:
-    """Lock a model's row until the transaction ends; writers of one model queue here."""
-    locked = conn.execute(
-        "SELECT name FROM registry_models WHERE name = %s FOR UPDATE", (name,)
-    ).fetchone()
-    if locked is None:
-        raise NotFoundError(f"no model named {name!r} in the PostgreSQL registry")
+def _translate(pg: Any, err: Exception, where: str, *, connecting: bool) -> ParityError:
+    """The parity error for a psycopg error: connection trouble, serialisation failures and
+    deadlocks are transient; everything else is terminal."""
+    text = str(err).strip()
+    if connecting and isinstance(err, pg.OperationalError):
+        return TransientError(
+            f"cannot connect to the PostgreSQL registry at {where}: {text}. Check that the "
+            f"server is running and the URL is right"
+        )
+    if isinstance(err, (pg.errors.SerializationFailure, pg.errors.DeadlockDetected)):
+        return TransientError(
+            f"the PostgreSQL registry at {where} aborted a transaction ({text}); retrying may "
+            f"succeed"
+        )
+    if isinstance(err, pg.OperationalError):
+        return TransientError(f"lost the connection to the PostgreSQL registry at {where}: {text}")
+    return StorageError(f"the PostgreSQL registry at {where} failed: {type(err).__name__}: {text}")
 
 
 def _import_psycopg() -> Any:

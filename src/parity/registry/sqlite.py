@@ -5,7 +5,8 @@ The database runs in WAL mode (readers never block the writer). Every write is o
 read-then-write (next version number, current alias) can never interleave with another
 writer; waiting writers retry for up to ``busy_timeout`` seconds. A connection is opened per
 public call (and closed after it), so a registry object may be shared by threads and survives
-``fork``.
+``fork``. The SQL itself is shared with PostgreSQL (``sql.py``); sqlite3's exceptions are
+translated to parity's in ``_translate``, the one place that does it.
 """
 
 from __future__ import annotations
@@ -14,21 +15,11 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
-from parity.errors import TransientError, WorkspaceError
-from parity.registry.base import (
-    EVENT_COLUMNS,
-    VERSION_COLUMNS,
-    AliasChooser,
-    AliasEvent,
-    ModelVersion,
-    Registry,
-    VersionDraft,
-    event_from_row,
-    version_from_row,
-)
+from parity.errors import ParityError, StorageError, TransientError, WorkspaceError
+from parity.registry.signing import Signer
+from parity.registry.sql import SqlRegistry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registry_models (
@@ -73,13 +64,22 @@ CREATE INDEX IF NOT EXISTS registry_alias_history_by_alias
 """
 
 
-class SqliteRegistry(Registry):
+class SqliteRegistry(SqlRegistry):
     """A registry whose metadata lives in one SQLite file and artifacts in a local folder."""
 
     def __init__(
-        self, path: str | Path, artifacts_root: str | Path, *, busy_timeout: float = 30.0
+        self,
+        path: str | Path,
+        artifacts_root: str | Path,
+        *,
+        busy_timeout: float = 30.0,
+        signer: Signer | None = None,
+        key_path: str | Path | None = None,
+        allow_pickle: bool = False,
     ) -> None:
-        super().__init__(artifacts_root)
+        super().__init__(
+            artifacts_root, signer=signer, key_path=key_path, allow_pickle=allow_pickle
+        )
         if str(path) == ":memory:":
             raise WorkspaceError(
                 "the SQLite registry needs a file, not ':memory:': every operation opens its own "
@@ -88,12 +88,25 @@ class SqliteRegistry(Registry):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            # WAL is a property of the file: set it once, not on every open.
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StorageError(
+                f"cannot create the folder of the registry database {self.path}: "
+                f"{err.strerror or err}. Check its permissions or configure another registry"
+            ) from err
+        with self._open() as conn:
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if not {"registry_models", "registry_versions", "registry_aliases",
+                    "registry_alias_history"} <= tables:
+                # WAL is a property of the file: set it once, when the tables are made, so that
+                # opening an existing registry writes nothing (read-only workspaces work).
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
 
     def __repr__(self) -> str:
         return f"SqliteRegistry({str(self.path)!r}, artifacts_root={str(self.artifacts.root)!r})"
@@ -114,7 +127,7 @@ class SqliteRegistry(Registry):
                 self._local.conn = None
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[sqlite3.Connection]:
         """The session's connection, or a new one closed on exit."""
         shared = getattr(self._local, "conn", None)
         if shared is not None:
@@ -125,28 +138,25 @@ class SqliteRegistry(Registry):
 
     @contextmanager
     def _open(self) -> Iterator[sqlite3.Connection]:
+        """A new connection, closed on exit; sqlite3 errors become parity errors here."""
         try:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         except sqlite3.Error as err:
-            raise WorkspaceError(f"cannot open the registry database {self.path}: {err}") from err
+            raise _translate(err, self.path, self.busy_timeout) from err
         try:
             conn.execute("PRAGMA foreign_keys=ON")
             yield conn
-        except sqlite3.OperationalError as err:
-            if "locked" in str(err) or "busy" in str(err):
-                raise TransientError(
-                    f"the registry database {self.path} stayed locked for more than "
-                    f"{self.busy_timeout:g}s ({err}); another process holds a long write. "
-                    f"Retry, or raise busy_timeout"
-                ) from err
+        except ParityError:
             raise
+        except sqlite3.Error as err:
+            raise _translate(err, self.path, self.busy_timeout) from err
         finally:
             conn.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A connection inside ``BEGIN IMMEDIATE``: committed on success, rolled back on error."""
-        with self._connect() as conn:
+        with self._read() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -155,116 +165,24 @@ class SqliteRegistry(Registry):
                 raise
             conn.execute("COMMIT")
 
-    # --- storage primitives --------------------------------------------------------------
 
-    def _insert_version(self, draft: VersionDraft) -> int:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO registry_models (name, created_at) VALUES (?, ?)",
-                (draft.name, draft.created_at.isoformat()),
-            )
-            (latest,) = conn.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM registry_versions WHERE name = ?",
-                (draft.name,),
-            ).fetchone()
-            version = int(latest) + 1
-            conn.execute(
-                f"INSERT INTO registry_versions ({VERSION_COLUMNS}) "
-                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    draft.name,
-                    version,
-                    draft.artifact_sha256,
-                    draft.artifact_size,
-                    draft.feature_sets_json,
-                    draft.training_set_json,
-                    draft.code_version,
-                    None if draft.code_dirty is None else int(draft.code_dirty),
-                    draft.params_json,
-                    draft.metrics_json,
-                    draft.description,
-                    draft.created_at.isoformat(),
-                ),
-            )
-        return version
-
-    def _select_versions(self, name: str, version: int | None) -> list[ModelVersion]:
-        sql = f"SELECT {VERSION_COLUMNS} FROM registry_versions WHERE name = ?"
-        args: tuple[object, ...] = (name,)
-        if version is not None:
-            sql += " AND version = ?"
-            args += (version,)
-        with self._connect() as conn:
-            rows = conn.execute(sql + " ORDER BY version", args).fetchall()
-        return [version_from_row(row) for row in rows]
-
-    def _select_model_names(self) -> list[str]:
-        with self._connect() as conn:
-            rows = conn.execute("SELECT name FROM registry_models ORDER BY name").fetchall()
-        return [row[0] for row in rows]
-
-    def _select_aliases(self, name: str) -> dict[str, int]:
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT alias, version FROM registry_aliases WHERE name = ? ORDER BY alias",
-                (name,),
-            ).fetchall()
-        return {alias: int(version) for alias, version in rows}
-
-    def _move_alias(
-        self,
-        name: str,
-        alias: str,
-        choose: AliasChooser,
-        reason: str | None,
-        actor: str | None,
-    ) -> AliasEvent | None:
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT version FROM registry_aliases WHERE name = ? AND alias = ?",
-                (name, alias),
-            ).fetchone()
-            current = None if row is None else int(row[0])
-            latest_row = conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM registry_alias_history "
-                f"WHERE name = ? AND alias = ? ORDER BY id DESC LIMIT 1",
-                (name, alias),
-            ).fetchone()
-            target = choose(current, None if latest_row is None else event_from_row(latest_row))
-            if target is None:
-                return None
-            now = datetime.now(timezone.utc).isoformat()
-            conn.execute(
-                "INSERT INTO registry_aliases (name, alias, version, updated_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (name, alias) "
-                "DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
-                (name, alias, target, now),
-            )
-            cursor = conn.execute(
-                "INSERT INTO registry_alias_history "
-                "(name, alias, from_version, to_version, moved_at, reason, actor) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, alias, current, target, now, reason, actor),
-            )
-            event_id = cursor.lastrowid
-        assert event_id is not None
-        return AliasEvent(
-            id=event_id,
-            name=name,
-            alias=alias,
-            from_version=current,
-            to_version=target,
-            moved_at=datetime.fromisoformat(now),
-            reason=reason,
-            actor=actor,
+def _translate(err: sqlite3.Error, path: Path, busy_timeout: float) -> ParityError:
+    """The parity error for a sqlite3 error: a lock is transient, the rest terminal."""
+    text = str(err)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return TransientError(
+            f"the registry database {path} stayed locked for more than {busy_timeout:g}s "
+            f"({text}); another process holds a long write. Retry, or raise busy_timeout"
         )
-
-    def _select_history(self, name: str, alias: str | None) -> list[AliasEvent]:
-        sql = f"SELECT {EVENT_COLUMNS} FROM registry_alias_history WHERE name = ?"
-        args: tuple[object, ...] = (name,)
-        if alias is not None:
-            sql += " AND alias = ?"
-            args += (alias,)
-        with self._connect() as conn:
-            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [event_from_row(row) for row in rows]
+    if "not a database" in lowered or "malformed" in lowered:
+        return StorageError(
+            f"the registry database {path} is damaged or is not a SQLite database ({text}). "
+            f"Restore it from a backup, or move it away to start an empty registry"
+        )
+    if "unable to open" in lowered or "readonly" in lowered or "read-only" in lowered:
+        return StorageError(
+            f"cannot open the registry database {path} for writing ({text}). Check that the "
+            f"file and its folder exist and that you may read and write them"
+        )
+    return StorageError(f"the registry database {path} failed: {text}")

@@ -1,14 +1,15 @@
 """The child process of ``parity.sentinel.isolation``: load one artifact, predict, report.
 
-Run as ``python -m parity.sentinel._child JOB.json``. It limits its own address space, reads
-the artifact, checks its sha256, unpickles it, predicts on the sample rows and writes a JSON
-result (see ``IsolatedRun``). Kept apart from ``isolation`` so that the parent's package
-imports nothing the child runs as ``__main__``.
+Run as ``python -m parity.sentinel._child JOB.json``. It limits its own address space, loads
+the artifact the parent already verified (sha256 and signature; the verified payload is copied
+into the job's private folder), predicts on the sample rows and writes a JSON result (see
+``IsolatedRun``). It decodes with the registry's decoders (``parity.registry.formats``): skops
+with an allow-list of types, LightGBM text, pickle only if the registry opted in. Kept apart
+from ``isolation`` so that the parent's package imports nothing the child runs as ``__main__``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -46,27 +47,28 @@ def main(job_path: str) -> int:
 
 
 def _load_and_predict(job: dict[str, Any]) -> dict[str, Any]:
-    import pickle
+    from parity.errors import InvalidModelError, ModelSerializationError
+    from parity.registry.formats import Envelope, decode
 
-    path = Path(job["artifact"])
+    path = Path(job["payload"])
     try:
-        data = path.read_bytes()
+        envelope = Envelope(job["header"], path.read_bytes())
     except FileNotFoundError:
-        return {"kind": "missing", "message": f"no artifact file at {path}"}
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != job["sha256"]:
-        return {
-            "kind": "integrity",
-            "message": f"the artifact's sha256 is {actual}, but the registry recorded "
-            f"{job['sha256']}: the file was modified or truncated after it was registered",
-        }
+        return {"kind": "missing", "message": f"no verified payload at {path}"}
     started = time.perf_counter()
     try:
-        model = pickle.loads(data)
+        model = decode(envelope, allow_pickle=bool(job["allow_pickle"]), what="the candidate")
     except MemoryError:
-        return {"kind": "memory", "message": "unpickling ran out of memory"}
+        return {"kind": "memory", "message": "loading the model ran out of memory"}
+    except InvalidModelError as err:
+        return {"kind": "not_a_model", "message": str(err)}
+    except ModelSerializationError as err:
+        cause = err.__cause__
+        if isinstance(cause, MemoryError):
+            return {"kind": "memory", "message": "loading the model ran out of memory"}
+        return {"kind": "load_error", "message": str(err)}
     except BaseException as err:
-        return {"kind": "load_error", "message": f"unpickling raised {type(err).__name__}: {err}"}
+        return {"kind": "load_error", "message": f"loading raised {type(err).__name__}: {err}"}
     load_seconds = time.perf_counter() - started
     if not callable(getattr(model, "predict", None)):
         return {

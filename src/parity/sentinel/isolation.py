@@ -1,19 +1,25 @@
-"""Load a model artifact and predict on a sample in a child process, under limits.
+"""Load a verified model artifact and predict on a sample in a child process, under limits.
 
-Unpickling runs arbitrary code: a broken artifact can crash the interpreter, allocate without
-bound or never return. The sentinel therefore never unpickles a candidate in its own process
-before a child has done it first, with an address-space limit (``RLIMIT_AS``) and a wall-clock
-timeout after which the child's whole process group is killed.
+The artifact is verified in the parent first, by the registry's artifact store: its sha256
+and its HMAC signature (made with a key outside the metadata database). An unsigned, tampered
+or refused artifact (a pickle where the registry does not allow pickle) never reaches the
+child: whoever can rewrite the metadata database cannot make the sentinel deserialise their
+file. The child then loads the verified bytes, copied into its private folder, with the same
+decoders as the registry (skops with an allow-list of types, LightGBM text; pickle only when
+the registry opted in). A child is still used because even a legitimate model can crash the
+interpreter, allocate without bound or never return: it runs with an address-space limit
+(``RLIMIT_AS``) and a wall-clock timeout after which its whole process group is killed. Those
+limits contain a broken model; they are not a sandbox, which is why nothing unverified is
+ever deserialised.
 
-The child (``python -m parity.sentinel._child JOB``) reads the artifact, checks its sha256
-against the registry's, unpickles it, predicts on the sample rows and writes a JSON result
-file. Whatever it does, the parent ends up with an ``IsolatedRun`` whose ``kind`` says what
-happened:
+Whatever happens, the parent ends up with an ``IsolatedRun`` whose ``kind`` says what:
 
     ok            loaded and predicted (or could not predict only for lack of sample columns)
     missing       no artifact file
-    integrity     the bytes do not match the recorded sha256 (never unpickled)
-    load_error    unpickling raised an exception
+    integrity     the bytes do not match the recorded sha256, or are not signed with the
+                  registry's key (never deserialised)
+    refused       a format the registry does not load (pickle without the opt-in)
+    load_error    deserialising raised an exception
     not_a_model   the object has no callable predict
     predict_error predicting on the sample raised an exception
     memory        the memory limit was hit
@@ -33,15 +39,19 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from parity.errors import ArtifactIntegrityError, ArtifactNotFoundError, ModelSerializationError
+from parity.registry.formats import Envelope, check_loadable
 
 KINDS = (
     "ok",
     "missing",
     "integrity",
+    "refused",
     "load_error",
     "not_a_model",
     "predict_error",
@@ -57,6 +67,22 @@ _CHILD_ENV = {
     "MALLOC_ARENA_MAX": "2",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+
+
+class ArtifactReader(Protocol):
+    """Reads an artifact only after verifying it (``parity.registry.ArtifactStore``)."""
+
+    @property
+    def allow_pickle(self) -> bool:
+        """Whether pickled artifacts may be loaded (an explicit opt-in)."""
+        ...
+
+    def read_verified(self, sha256: str, *, label: str | None = None) -> Envelope:
+        """The artifact's header and payload after its sha256 and signature were checked.
+
+        Raises ``ArtifactNotFoundError`` or ``ArtifactIntegrityError``; deserialises nothing.
+        """
+        ...
 
 
 @dataclass
@@ -86,25 +112,27 @@ class IsolatedRun:
 
 
 class IsolatedLoad:
-    """A child process loading one artifact; ``start`` it, do other work, then ``wait``.
+    """A child process loading one verified artifact; ``start`` it, do other work, ``wait``.
 
+    ``envelope`` is an artifact already verified by an ``ArtifactReader`` (see ``verified``).
     ``sample`` (optional) holds rows to predict on. ``memory_mb`` caps the child's address
-    space, ``timeout`` (seconds) its wall-clock time from ``start``.
+    space, ``timeout`` (seconds) its wall-clock time from ``start``. ``allow_pickle`` is the
+    registry's opt-in, passed on to the child's decoder.
     """
 
     def __init__(
         self,
-        artifact: str | Path,
-        sha256: str,
+        envelope: Envelope,
         sample: pa.Table | None = None,
         *,
+        allow_pickle: bool = False,
         timeout: float = 120.0,
         memory_mb: int = 4096,
         python: str | None = None,
     ) -> None:
-        self.artifact = Path(artifact)
-        self.sha256 = sha256
+        self.envelope = envelope
         self.sample = sample
+        self.allow_pickle = allow_pickle
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.python = python or sys.executable
@@ -112,17 +140,52 @@ class IsolatedLoad:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._started = 0.0
 
+    @classmethod
+    def verified(
+        cls,
+        reader: ArtifactReader | None,
+        sha256: str,
+        sample: pa.Table | None = None,
+        *,
+        label: str | None = None,
+        timeout: float = 120.0,
+        memory_mb: int = 4096,
+    ) -> IsolatedLoad | Refused:
+        """A child for the artifact ``sha256`` once ``reader`` verified it, else a ``Refused``
+        saying why (missing, integrity, refused); nothing unverified is deserialised."""
+        what = label or f"artifact {sha256}"
+        if reader is None:
+            return Refused(IsolatedRun(
+                "integrity",
+                f"{what} was not verified: no artifact reader (the registry's store) was given "
+                f"to check its signature, so it was not loaded",
+            ))
+        try:
+            envelope = reader.read_verified(sha256, label=label)
+            check_loadable(envelope, allow_pickle=reader.allow_pickle, what=what)
+        except ArtifactNotFoundError as err:
+            return Refused(IsolatedRun("missing", str(err)))
+        except ArtifactIntegrityError as err:
+            return Refused(IsolatedRun("integrity", str(err)))
+        except ModelSerializationError as err:
+            return Refused(IsolatedRun("refused", str(err)))
+        return cls(envelope, sample, allow_pickle=reader.allow_pickle, timeout=timeout,
+                   memory_mb=memory_mb)
+
     def start(self) -> IsolatedLoad:
         """Launch the child process and return at once."""
         self._tmp = tempfile.TemporaryDirectory(prefix="parity-sentinel-")
-        folder = Path(self._tmp.name)
+        folder = Path(self._tmp.name)  # mode 0700: only this user can swap the verified copy
         sample_path = None
         if self.sample is not None:
             sample_path = folder / "sample.parquet"
             pq.write_table(self.sample, sample_path)
+        payload_path = folder / "payload.bin"
+        payload_path.write_bytes(self.envelope.payload)
         job = {
-            "artifact": str(self.artifact),
-            "sha256": self.sha256,
+            "header": self.envelope.header,
+            "payload": str(payload_path),
+            "allow_pickle": self.allow_pickle,
             "sample": None if sample_path is None else str(sample_path),
             "memory_mb": self.memory_mb,
             "result": str(folder / "result.json"),
@@ -192,6 +255,28 @@ class IsolatedLoad:
     def run(self) -> IsolatedRun:
         """``start`` then ``wait``."""
         return self.start().wait()
+
+
+class Refused:
+    """An artifact refused before any child started: ``wait`` returns why, at once."""
+
+    def __init__(self, run: IsolatedRun) -> None:
+        self.result = run
+
+    def start(self) -> Refused:
+        """Nothing to start."""
+        return self
+
+    def wait(self) -> IsolatedRun:
+        """What was refused and why."""
+        return self.result
+
+    def cancel(self) -> None:
+        """Nothing to cancel."""
+
+    def run(self) -> IsolatedRun:
+        """``wait``."""
+        return self.result
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -1,7 +1,11 @@
-"""Artifact: the file matches its hash, deserialises, and predicts on a sample, in isolation.
+"""Artifact: the file matches its hash and signature, deserialises, and predicts on a sample.
 
-Runs in a child process with a memory and time limit (``parity.sentinel.isolation``), so a
-model that crashes, hangs or eats memory fails this check instead of taking the sentinel down.
+The hash and the signature are checked here, before anything is deserialised; an unsigned or
+tampered file (say, a pickle someone placed in the store and pointed a version at by rewriting
+the metadata database) fails as ``artifact.integrity`` without being read past its header.
+The verified artifact is then loaded in a child process with a memory and time limit
+(``parity.sentinel.isolation``), so a model that crashes, hangs or eats memory fails this check
+instead of taking the sentinel down.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from typing import Any
 import pyarrow as pa
 
 from parity.sentinel.context import CheckContext
-from parity.sentinel.isolation import IsolatedLoad, IsolatedRun
+from parity.sentinel.isolation import IsolatedLoad, IsolatedRun, Refused
 from parity.sentinel.verdict import CheckResult, Finding
 
 _ADVICE = {
     "missing": "Restore the artifacts folder from a backup or register the model again",
     "integrity": "Do not serve it: restore the file from a backup or register the model again",
+    "refused": "Register the model again in a safe format (scikit-learn, LightGBM), or opt in "
+    "to pickle (registry: {allow_pickle: true}) if you trust every writer",
     "load_error": "Make the model's classes importable here, in the versions used in training",
     "not_a_model": "Register an object with a predict(X) method (a parity Predictor)",
     "predict_error": "Fix the model so that it predicts on rows like the ones served",
@@ -38,10 +44,11 @@ class ArtifactCheck:
         if ctx.artifact is None or "artifact" in ctx.pending:
             return
         config = ctx.config.artifact
-        ctx.pending["artifact"] = IsolatedLoad(
-            ctx.artifact.path,
+        ctx.pending["artifact"] = IsolatedLoad.verified(
+            ctx.artifact.reader,
             ctx.artifact.sha256,
             _sample(ctx, config.sample_rows),
+            label=f"model {ctx.model!r} version {ctx.version}",
             timeout=config.timeout,
             memory_mb=config.memory_mb,
         ).start()
@@ -53,7 +60,7 @@ class ArtifactCheck:
                 self.name, "no artifact file was given (the predictor was handed over in memory)"
             )
         self.prepare(ctx)
-        load: IsolatedLoad = ctx.pending.pop("artifact")
+        load: IsolatedLoad | Refused = ctx.pending.pop("artifact")
         run = load.wait()
         evidence = _evidence(run, ctx)
         if run.ok:
@@ -64,8 +71,9 @@ class ArtifactCheck:
             )
             return CheckResult.passed(
                 self.name,
-                f"hash verified, loaded in {run.load_seconds or 0:.2f}s and {predicted}, within "
-                f"{ctx.config.artifact.memory_mb} MB and {ctx.config.artifact.timeout:g}s",
+                f"hash and signature verified, loaded in {run.load_seconds or 0:.2f}s and "
+                f"{predicted}, within {ctx.config.artifact.memory_mb} MB and "
+                f"{ctx.config.artifact.timeout:g}s",
                 evidence=evidence,
             )
         message = f"{run.message}. {_ADVICE.get(run.kind, '')}".strip()
