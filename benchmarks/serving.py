@@ -2,12 +2,17 @@
 
     python benchmarks/serving.py                  # 200 requests/s for 60 s per phase
     python benchmarks/serving.py --duration 10    # a quick run
+    python benchmarks/serving.py --customers 1000 --events 20000 --rate 50 --duration 10 \
+        --no-swaps                                # the smallest scale
 
 Phases, each against a fresh `parity serve` process on loopback:
   1. logging off, open-loop at --rate      (latency from the *scheduled* send time, so a slow
   2. logging on,  open-loop at --rate       server cannot hide its queueing)
-  3. logging off / on, closed loop with 8 connections: maximum throughput
-  4. logging on at --rate while the live alias moves five times: failed requests and p99
+  3. logging sync (`--sync-log`: each answer waits for its record's group fsync), open loop
+  4. logging off / on / sync, closed loop with 8 connections: maximum throughput
+  5. in-process, interleaved: queued vs sync logging in alternating 0.5 s rounds of 4 client
+     threads (drift in a shared machine's load hits both modes alike): throughput and p99
+  6. logging on at --rate while the live alias moves five times: failed requests and p99
      during swaps vs steady state
 """
 
@@ -144,7 +149,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, ws_dir: Path, log: bool) -> None:
+    def __init__(self, ws_dir: Path, log: bool, sync: bool = False) -> None:
         self.port = free_port()
         args = [
             sys.executable,
@@ -156,6 +161,7 @@ class Server:
             "--port",
             str(self.port),
             "--log" if log else "--no-log",
+            "--sync-log" if sync else "--no-sync-log",
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.base = f"http://127.0.0.1:{self.port}"
@@ -274,6 +280,75 @@ def swap_phase(ws_dir: Path, rate: float, duration: float, customers: int) -> di
         server.stop()
 
 
+class _LogDirWorkspace:
+    """The benchmark workspace with its feature log in another folder (one writer per folder)."""
+
+    def __init__(self, ws: Any, log_dir: Path) -> None:
+        self._ws = ws
+        self.feature_log_dir = log_dir
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+
+def interleaved_sync_cost(ws_dir: Path, duration: float, customers: int) -> dict[str, Any]:
+    """Queued vs sync logging, in-process, alternating rounds so both see the same load."""
+    import threading
+
+    import parity as pt
+    from parity.serving.factory import build_service
+    from parity.serving.service import Context
+
+    ws = pt.open(ws_dir)
+    services = {}
+    for mode in ("queued", "sync"):
+        log_dir = DATA / f"feature_log_{mode}"
+        shutil.rmtree(log_dir, ignore_errors=True)
+        services[mode] = build_service(_LogDirWorkspace(ws, log_dir), log=True,
+                                       sync=(mode == "sync"), poll_interval=3600)
+        services[mode].start(watch=False)
+    latencies: dict[str, list[float]] = {"queued": [], "sync": []}
+    seconds = {"queued": 0.0, "sync": 0.0}
+    rng = np.random.default_rng(3)
+    try:
+        deadline = time.perf_counter() + duration
+        round_no = 0
+        while time.perf_counter() < deadline:
+            mode = ("queued", "sync")[round_no % 2]
+            round_no += 1
+            service, lat = services[mode], latencies[mode]
+            stop_at = time.perf_counter() + 0.5
+            keys = rng.integers(0, customers, 10_000).tolist()
+
+            def client(offset: int, service: Any = service, lat: list[float] = lat,
+                       stop_at: float = stop_at, keys: list[int] = keys) -> None:
+                i = offset
+                while time.perf_counter() < stop_at:
+                    started = time.perf_counter()
+                    service.predict("churn", [Context(keys={"customer_id": keys[i % 10_000]})])
+                    lat.append(time.perf_counter() - started)
+                    i += 4
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            seconds[mode] += time.perf_counter() - started
+    finally:
+        for service in services.values():
+            service.stop()
+        ws.online.close()
+    out: dict[str, Any] = {}
+    for mode, lat in latencies.items():
+        ms = np.array(lat) * 1000
+        out[mode] = {"requests": len(lat), "throughput": len(lat) / seconds[mode],
+                     "p50_ms": float(np.percentile(ms, 50)),
+                     "p99_ms": float(np.percentile(ms, 99))}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -282,14 +357,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--no-swaps", action="store_true", help="skip the hot swap phase")
     args = parser.parse_args()
     console.print(f"building workspace: {args.customers:,} customers, {args.events:,} events")
     ws_dir = build_workspace(args.customers, args.events)
     results: dict[str, Any] = {}
-    for log in (False, True):
-        server = Server(ws_dir, log)
+    for name, log, sync in (("logging off", False, False), ("logging on", True, False),
+                            ("logging sync", True, True)):
+        server = Server(ws_dir, log, sync)
         try:
-            name = "logging on" if log else "logging off"
             console.print(f"{name}: {args.rate:.0f} req/s for {args.duration:.0f}s")
             results[name] = asyncio.run(
                 open_loop(server.base, args.rate, args.duration, args.customers)
@@ -299,21 +375,24 @@ def main() -> None:
             )
         finally:
             server.stop()
-    console.print("hot swap: five moves of the live alias under load")
-    results["swaps"] = swap_phase(ws_dir, args.rate, max(args.duration, 30), args.customers)
+    console.print(f"in-process, interleaved: queued vs sync logging for {args.duration:.0f}s")
+    results["interleaved"] = interleaved_sync_cost(ws_dir, args.duration, args.customers)
+    if not args.no_swaps:
+        console.print("hot swap: five moves of the live alias under load")
+        results["swaps"] = swap_phase(ws_dir, args.rate, max(args.duration, 30), args.customers)
     report(results, args)
     (DATA / "serving.json").write_text(json.dumps(results, indent=1))
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
-    off, on, swaps = results["logging off"], results["logging on"], results["swaps"]
+    off, on, sync = results["logging off"], results["logging on"], results["logging sync"]
     table = Table(
         title=f"HTTP predict on loopback, {args.rate:.0f} req/s open loop, "
         f"{args.duration:.0f}s per phase (one 10-feature model)"
     )
     for column in ("phase", "requests", "errors", "p50 ms", "p99 ms", "max req/s (8 conns)"):
         table.add_column(column, justify="right")
-    for name, r in (("logging off", off), ("logging on", on)):
+    for name, r in (("logging off", off), ("logging on", on), ("logging sync", sync)):
         table.add_row(
             name,
             f"{r['requests']:,}",
@@ -328,6 +407,25 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     console.print(
         f"logging cost: throughput {cost_tp:+.1%} (goal <= 10%), p99 {cost_p99:+.1%} (goal <= 10%)"
     )
+    console.print(
+        f"synchronous logging vs queued (open loop and closed loop, separate runs): "
+        f"throughput x{sync['max_throughput'] / on['max_throughput']:.2f}, p50 "
+        f"{sync['p50_ms'] - on['p50_ms']:+.2f} ms, p99 {sync['p99_ms'] - on['p99_ms']:+.2f} ms"
+    )
+    inter = results["interleaved"]
+    q, y = inter["queued"], inter["sync"]
+    console.print(
+        f"interleaved in-process (4 client threads): queued {q['throughput']:.0f} req/s, p50 "
+        f"{q['p50_ms']:.2f} ms, p99 {q['p99_ms']:.2f} ms; sync {y['throughput']:.0f} req/s, "
+        f"p50 {y['p50_ms']:.2f} ms, p99 {y['p99_ms']:.2f} ms; sync/queued: throughput x"
+        f"{y['throughput'] / q['throughput']:.2f}, p99 x{y['p99_ms'] / q['p99_ms']:.2f}"
+    )
+    swaps = results.get("swaps")
+    if swaps is None:
+        console.print(f"command: python benchmarks/serving.py --customers {args.customers} "
+                      f"--events {args.events} --rate {args.rate:.0f} --duration "
+                      f"{args.duration:.0f} --no-swaps; cores: {os.cpu_count()}")
+        return
     ratio = (swaps["p99_swaps_ms"] or 0) / (swaps["p99_steady_ms"] or 1)
     console.print(
         f"hot swap: {swaps['errors']} failed of {swaps['requests']:,} requests during "

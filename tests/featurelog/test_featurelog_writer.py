@@ -38,10 +38,10 @@ def stalled_encoder(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading
     entered, release = threading.Event(), threading.Event()
     real = writer_module.encode_batches
 
-    def slow(records: list[FeatureLogRecord]) -> Any:
+    def slow(records: list[FeatureLogRecord], schema: Any = None) -> Any:
         entered.set()
         release.wait(10)
-        return real(records)
+        return real(records, schema)
 
     monkeypatch.setattr(writer_module, "encode_batches", slow)
     yield entered, release
@@ -236,7 +236,8 @@ def test_write_error_counts_lost_records_and_writer_recovers(
             raise OSError(5, "Input/output error")
         real_fsync(fd)
 
-    monkeypatch.setattr(writer_module.os, "fsync", flaky_fsync)
+    monkeypatch.setattr(writer_module.os, "fsync", flaky_fsync)  # the directory fsync
+    monkeypatch.setattr(writer_module, "_os_fsync", flaky_fsync)  # the segment fsync
     with FeatureLogWriter(tmp_path, fsync_every_records=1) as writer:
         writer.log(make_record(1))
         wait_until(lambda: writer.stats()["write_errors"] == 1)
@@ -264,21 +265,28 @@ def test_bad_configuration_is_rejected(tmp_path: Path, option: str, value: objec
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_dead_writer_thread_never_hangs_callers(
+def test_the_writer_thread_survives_a_bug_counts_the_loss_and_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    real = writer_module._pack_header
+
     def broken(*_: object) -> bytes:
         raise RuntimeError("bug in the writer")
 
     monkeypatch.setattr(writer_module, "_pack_header", broken)
     writer = FeatureLogWriter(tmp_path, queue_size=1, on_full="block")
-    writer.log(make_record(1))
-    wait_until(lambda: writer.stats()["writer_alive"] == 0)
+    receipt = writer.enqueue(make_record(1))
+    assert writer.wait_durable([receipt.ordinal or 0], timeout=10) == ["lost"]
     assert "bug in the writer" in (writer.last_error or "")
-    assert writer.log(make_record(2)) is False  # dropped, not blocked forever
-    assert writer.flush(timeout=5) is False
-    assert writer.stats()["records_dropped"] == 1
+    stats = writer.stats()
+    assert stats["writer_alive"] == 1 and stats["write_errors"] >= 1
+    assert stats["records_lost"] == 1 and stats["failing"] == 1
+    monkeypatch.setattr(writer_module, "_pack_header", real)  # the fault goes away
+    receipt = writer.enqueue(make_record(2), flush=True)
+    assert writer.wait_durable([receipt.ordinal or 0], timeout=10) == ["durable"]
+    assert writer.stats()["failing"] == 0
     writer.close()
+    assert [r.request_id for r in read_segments(tmp_path)] == [make_record(2).request_id]
 
 
 def test_many_producer_threads_lose_and_duplicate_nothing(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ customer = pt.Entity("customer", keys={"customer_id": int})
 purchases = pt.EventSource("purchases", customer, {"amount": float})
 
 @pt.transform(dtype="float", request=["discount"])
-def spend_after_discount(spend_7d, discount):
+def spend_after_discount(spend_7d, discount: float):
     return spend_7d * (1 - (discount or 0))
 
 customer_features = pt.FeatureSet("customer_features", customer, [

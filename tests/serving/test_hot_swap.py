@@ -11,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
+from parity.errors import ArtifactIntegrityError
 from parity.serving.app import create_app
 from parity.serving.factory import build_service
 from parity.serving.service import PredictionService
@@ -124,12 +125,11 @@ def test_a_tampered_artifact_is_refused(server: tuple[str, PredictionService], s
     path = served.ws.registry.artifacts.path_for(meta.artifact_sha256)
     path.chmod(0o644)
     path.write_bytes(path.read_bytes()[:-10])
-    served.ws.registry.set_alias("churn", "live", version)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        last = httpx.get(f"{base}/health").json()["models"]["churn"]["last_load"]
-        if last and last["version"] == version:
-            break
-        time.sleep(0.02)
+    # The registry verifies before it moves an alias: neither the API nor HTTP can promote it.
+    with pytest.raises(ArtifactIntegrityError):
+        served.ws.registry.set_alias("churn", "live", version)
+    response = httpx.post(f"{base}/admin/models/churn/promote", json={"version": version},
+                          headers={"Authorization": "Bearer s3cret"})
+    assert response.status_code == 409 and "integrity" in response.json()["error"]
     health = httpx.get(f"{base}/health").json()["models"]["churn"]
-    assert health["version"] == 1 and "ArtifactIntegrityError" in health["last_load"]["error"]
+    assert health["version"] == 1 and health["target"] == 1

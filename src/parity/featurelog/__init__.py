@@ -8,13 +8,16 @@
     train = training_set_from_log(table, labels, keys=["member"], label_window="7d")
 
 Modules: ``record`` (the record), ``columns`` (records as Arrow: the flat table layout),
-``segments`` (framing, segment files, reading, crash repair), ``writer``, ``compact``
+``segments`` (framing, segment files, reading, crash repair), ``writer``, ``ledger``
+(which accepted records are durable), ``compact``
 (Parquet parts, ``read_log``), ``sampling`` (consistent per-entity sampling), ``logjoin``
 (log and wait). See docs/feature-log.md.
 """
 
-from parity.featurelog.columns import records_table, table_records
+from parity.errors import FeatureLogConfigError, WriterClosedError
+from parity.featurelog.columns import LogSchema, records_table, table_records
 from parity.featurelog.compact import CompactReport, compact, read_log
+from parity.featurelog.ledger import Receipt
 from parity.featurelog.logjoin import training_set_from_log
 from parity.featurelog.record import FeatureLogRecord
 from parity.featurelog.sampling import KeySampler, is_sampled
@@ -24,7 +27,7 @@ from parity.featurelog.segments import (
     ReadReport,
     read_segments,
 )
-from parity.featurelog.writer import FeatureLogConfigError, FeatureLogWriter, WriterClosedError
+from parity.featurelog.writer import FeatureLogWriter
 
 __all__ = [
     "CompactReport",
@@ -34,7 +37,9 @@ __all__ = [
     "FeatureLogWriter",
     "KeySampler",
     "LogLockedError",
+    "LogSchema",
     "ReadReport",
+    "Receipt",
     "WriterClosedError",
     "compact",
     "is_sampled",

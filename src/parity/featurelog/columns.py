@@ -20,6 +20,11 @@ Values with no such common type (an int in one row and a str in another; objects
 as JSON text, and the field carries the metadata ``parity.json = 1`` so readers can decode
 it; timestamps inside JSON text are ``{"$t": <microseconds>}``.
 
+A writer given a ``LogSchema`` (serving builds one from the definitions: key columns typed from
+the entity, request fields from their declared types) stores those columns with exactly that
+type, and JSON text for the names it lists as ``json``; a record whose value does not fit is
+refused instead of changing the column's type for the whole log.
+
 The writer encodes a batch of records as one Arrow IPC stream per *shape* (the same key,
 feature and request names in the same order), so every record reads back with exactly the
 fields it was logged with. Records of different shapes in one batch are grouped by shape.
@@ -29,7 +34,9 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +56,29 @@ _COUNT = struct.Struct("<I")
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
                  OverflowError)
 Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class LogSchema:
+    """Column types fixed in advance: full column name (``key.customer_id``) -> Arrow type,
+    and the names always stored as JSON text. Columns not named keep types from values."""
+
+    types: Mapping[str, pa.DataType] = dc_field(default_factory=dict)
+    json: frozenset[str] = frozenset()
+
+    def column(self, name: str, values: Sequence[Any]) -> tuple[pa.Field, pa.Array]:
+        """``values`` as the declared column; Arrow errors (or OverflowError) when they do not
+        fit it, which the writer counts as a record it could not encode."""
+        if name in self.json:
+            return _json_column(name, values)
+        declared = self.types.get(name)
+        if declared is None:
+            return typed_column(name, values)
+        if _has_timestamp(declared):
+            _all_aware(name, values)  # raises TypeError for a naive datetime
+        if pa.types.is_integer(declared) and any(isinstance(v, float) for v in values):
+            raise TypeError(f"{name}: a float cannot be stored in an {declared} column")
+        return pa.field(name, declared), pa.array(values, declared)
 
 
 def empty_table() -> pa.Table:
@@ -148,8 +178,12 @@ def group_by_shape(records: Iterable[FeatureLogRecord]) -> dict[Shape, list[Feat
     return groups
 
 
-def shape_table(records: Sequence[FeatureLogRecord], shape: Shape) -> pa.Table:
-    """One table for records that all have ``shape`` (see ``group_by_shape``)."""
+def shape_table(
+    records: Sequence[FeatureLogRecord], shape: Shape, schema: LogSchema | None = None
+) -> pa.Table:
+    """One table for records that all have ``shape`` (see ``group_by_shape``), with the
+    column types ``schema`` fixes."""
+    column = typed_column if schema is None else schema.column
     fields: list[pa.Field] = []
     arrays: list[pa.Array] = []
 
@@ -173,7 +207,7 @@ def shape_table(records: Sequence[FeatureLogRecord], shape: Shape) -> pa.Table:
     ):
         if rows is not None:
             for name, values in zip(names, zip(*rows, strict=True), strict=True):
-                add(*typed_column(prefix + name, values))
+                add(*column(prefix + name, values))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -196,7 +230,7 @@ def _version_texts(records: Sequence[FeatureLogRecord]) -> list[str]:
 
 
 def encode_batches(
-    records: Sequence[FeatureLogRecord],
+    records: Sequence[FeatureLogRecord], schema: LogSchema | None = None
 ) -> tuple[list[tuple[int, bytes]], list[tuple[FeatureLogRecord, Exception]]]:
     """Frame payloads (record count, bytes) for ``records``, and the records that failed.
 
@@ -213,20 +247,20 @@ def encode_batches(
             failures.append((record, exc))
     for shape, group in groups.items():
         try:
-            payloads.append((len(group), encode_table(shape_table(group, shape))))
+            payloads.append((len(group), encode_table(shape_table(group, shape, schema))))
             continue
         except Exception:
             pass
         good = []
         for record in group:  # rare: find the culprits one by one
             try:
-                shape_table([record], shape)
+                shape_table([record], shape, schema)
                 good.append(record)
             except Exception as exc:
                 failures.append((record, exc))
         if good:
             try:
-                payloads.append((len(good), encode_table(shape_table(good, shape))))
+                payloads.append((len(good), encode_table(shape_table(good, shape, schema))))
             except Exception as exc:
                 failures.extend((record, exc) for record in good)
     return payloads, failures

@@ -19,9 +19,15 @@ Full queue (``queue_size`` records waiting to be written):
 
 Durability: ``durable_seq`` is the sequence number of the last record known fsynced; every
 record with a smaller or equal sequence number survives a crash of the process or machine.
-A write error (disk full, I/O error) is counted in ``write_errors``; the records not yet
-durable at that moment are counted in ``records_lost`` and the writer continues in a fresh
-segment. One writer per folder: a second one raises LogLockedError.
+``enqueue`` returns a ``Receipt`` with the record's ordinal, and ``wait_durable`` waits until
+given ordinals are fsynced (or lost) and says which (see ``ledger``): serving uses it for
+``feature_log: {sync: true}``. A write error (disk full, I/O error) is counted in
+``write_errors``; the records not yet durable at that moment are counted in ``records_lost``,
+the writer backs off (0.05 s doubling to 5 s) and continues in a fresh segment; ``failing``
+stays set until a write and fsync succeed again. An unexpected error in the writer thread is
+handled the same way, so the thread does not die. ``schema`` fixes the Arrow type of columns
+(see ``columns.LogSchema``): a record that does not fit is refused, the log keeps its types.
+One writer per folder: a second one raises LogLockedError.
 """
 
 from __future__ import annotations
@@ -30,48 +36,39 @@ import contextlib
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 from zlib import crc32 as _crc32
 
-from parity.errors import FeatureLogConfigError, ParityError, WriterClosedError
-from parity.featurelog.columns import encode_batches
+from parity.errors import ParityError, WriterClosedError
+from parity.featurelog.columns import LogSchema, encode_batches
+from parity.featurelog.ledger import Ledger, Outcome, Receipt
 from parity.featurelog.record import FeatureLogRecord
 from parity.featurelog.sampling import KeySampler
+from parity.featurelog.segment_file import (
+    OpenSegment,
+    abandon_segment,
+    check_config,
+    create_segment,
+    start_segment,
+)
 from parity.featurelog.segments import (
     BATCH,
-    FILE_HEADER,
     HEADER,
     RecoveryReport,
-    fsync_dir,
     lock_writer,
     recover,
     seal_frame,
-    segment_name,
     unlock_writer,
 )
 
 MiB = 1 << 20
+# Module-level so that tests can inject faults (ENOSPC, EIO) into the writer alone.
+_os_write = os.write
+_os_fsync = os.fsync
 OnFull = Literal["drop", "block"]
 _pack_header = HEADER.pack
-
-
-
-
-
-
-@dataclass
-class _Segment:
-    """The open segment file; touched only by the writer thread."""
-
-    fd: int
-    path: Path
-    first_seq: int
-    opened_at: float
-    size: int
-    count: int = 0
 
 
 class FeatureLogWriter:
@@ -94,8 +91,9 @@ class FeatureLogWriter:
         segment_max_age_s: float = 300,
         sample_rate: float = 1.0,
         sample_salt: str = "",
+        schema: LogSchema | None = None,
     ) -> None:
-        _check_config(queue_size, on_full, fsync_every_ms, fsync_every_records,
+        check_config(queue_size, on_full, fsync_every_ms, fsync_every_records,
                       segment_max_bytes, segment_max_age_s)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -107,6 +105,7 @@ class FeatureLogWriter:
         self._segment_max_age_s = segment_max_age_s
         self._sampler = KeySampler(sample_rate, sample_salt)
         self._sample_all = self._sampler.rate >= 1.0
+        self._schema = schema
         self._lock_fd = lock_writer(self.root)
         try:
             self.recovery: RecoveryReport = recover(self.root)
@@ -128,10 +127,11 @@ class FeatureLogWriter:
         self._closed = False
         self._flush_requested = False
         self._idle = False
-        self._dead = False  # the writer thread stopped (a bug); log() then drops
+        self._dead = False  # the writer thread stopped (interpreter exit); log() then drops
+        self._ledger = Ledger()
         # Owned by the writer thread; read without the lock by stats().
         self._next_seq = self.recovery.next_seq
-        self._segment: _Segment | None = None
+        self._segment: OpenSegment | None = None
         self._synced_seq = self.recovery.next_seq - 1
         self._taken = 0
         self._done = 0
@@ -143,6 +143,11 @@ class FeatureLogWriter:
         self._encode_errors = 0
         self._write_errors = 0
         self._lost = 0
+        self._written_ordinal = 0  # last ordinal handed to _write
+        self._synced_ordinal = 0  # last ordinal settled (durable or failed)
+        self._failed_pending: list[tuple[int, int]] = []  # failed intervals not yet published
+        self._backoff = 0.0
+        self.failing_since: float | None = None  # wall clock of the first error of a streak
         self._segments_opened = 0
         self._segments_sealed = 0
         self.last_error: str | None = None
@@ -157,32 +162,53 @@ class FeatureLogWriter:
         Never touches the disk. With ``on_full="block"`` it waits while the queue is full.
         Raises WriterClosedError after ``close()``.
         """
+        return self.enqueue(record).status == "queued"
+
+    def enqueue(self, record: FeatureLogRecord, flush: bool = False) -> Receipt:
+        """Queue ``record`` like ``log`` and say what happened; a queued record carries the
+        ordinal to pass to ``wait_durable``. ``flush=True`` asks the writer to fsync as soon
+        as it has written what is queued (a group commit) instead of waiting for the timer."""
         if not self._sample_all and not self._sampler(record.keys):
             with self._lock:
                 self._sampled_out += 1
-            return False
+            return Receipt("sampled_out")
         with self._lock:
             if self._closing:
                 raise self._closed_error()
             if self._dead:
                 self._dropped += 1
-                return False
+                return Receipt("dropped")
             if len(self._buffer) >= self._queue_size:
                 if self._on_full == "drop":
                     self._dropped += 1
-                    return False
+                    return Receipt("dropped")
                 while len(self._buffer) >= self._queue_size and not (self._closing or self._dead):
                     self._not_full.wait()
                 if self._closing:
                     raise self._closed_error()
                 if self._dead:
                     self._dropped += 1
-                    return False
+                    return Receipt("dropped")
             self._buffer.append(record)
             self._accepted += 1
+            if flush:
+                self._flush_requested = True
             if self._idle:
                 self._work.notify()
-        return True
+            return Receipt("queued", self._accepted)
+
+    def wait_durable(self, ordinals: list[int], timeout: float | None = None) -> list[Outcome]:
+        """Wait until every ordinal is settled (or ``timeout``); then each one's outcome:
+        ``durable`` (fsynced), ``lost`` (a write error, or it could not be encoded),
+        ``pending`` (timed out) or ``unknown`` (too old to tell)."""
+        if not ordinals:
+            return []
+        target = max(ordinals)
+        with self._lock:
+            self._settled_cv.wait_for(
+                lambda: self._ledger.settled >= target or self._dead, timeout
+            )
+            return [self._ledger.outcome(o) for o in ordinals]
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record accepted so far is fsynced (or failed); False on timeout."""
@@ -243,6 +269,7 @@ class FeatureLogWriter:
             "durable_seq": durable,
             "recovered_torn_bytes": self.recovery.torn_bytes,
             "writer_alive": int(not self._dead),
+            "failing": int(self.failing_since is not None),
         }
 
     def __enter__(self) -> FeatureLogWriter:
@@ -270,8 +297,9 @@ class FeatureLogWriter:
 
     def _run(self) -> None:
         try:
-            self._loop()
-        except BaseException as exc:  # a bug: make it visible, and never leave callers hanging
+            while not self._loop():
+                pass
+        except BaseException as exc:  # interpreter exit: make it visible, never leave callers
             self.last_error = f"writer thread died: {type(exc).__name__}: {exc}"
             raise
         finally:
@@ -280,7 +308,8 @@ class FeatureLogWriter:
                 self._settled_cv.notify_all()
                 self._not_full.notify_all()
 
-    def _loop(self) -> None:
+    def _loop(self) -> bool:
+        """Write until closed (True); False after an unexpected error, to be called again."""
         while True:
             with self._lock:
                 while not (self._buffer or self._closing or self._flush_requested):
@@ -296,46 +325,71 @@ class FeatureLogWriter:
                 closing = self._closing
                 force = closing or self._flush_requested
                 self._flush_requested = False
+            base = self._taken + 1
             self._taken += len(batch)
             try:
                 step = self._fsync_every_records
                 for start in range(0, len(batch), step):
-                    self._write(batch[start : start + step])
+                    self._write(batch[start : start + step], base + start)
                     self._sync(force=False)
                 self._sync(force=force)
                 if closing:
                     self._seal()
                 else:
                     self._rotate_if_old()
-            except OSError as exc:
+            except Exception as exc:  # OSError: disk full, I/O error; anything else: a bug
                 self._fail(exc)
+                self._publish()  # tell waiters at once, then back off
+                time.sleep(self._backoff)
+                if not isinstance(exc, OSError):
+                    return closing
+                if closing:
+                    return True
+                continue
             self._publish()
             if closing:
-                return
+                return True
 
-    def _fail(self, exc: OSError) -> None:
-        """Count what a write error costs, drop the segment, and carry on in a new one."""
+    def _fail(self, exc: Exception) -> None:
+        """Count what a write error costs, drop the segment, back off, carry on in a new one."""
         self._write_errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.failing_since is None:
+            self.failing_since = time.time()
         self._lost += self._unsynced + (self._taken - self._done)
         self._done = self._taken
         self._unsynced = 0
-        self._abandon_segment()
-        time.sleep(0.05)  # a full or failing disk should not turn into a hot loop
+        self._failed_pending.append((self._synced_ordinal + 1, self._taken))
+        self._synced_ordinal = self._written_ordinal = self._taken
+        with contextlib.suppress(Exception):
+            self._abandon_segment()
+        # A full or failing disk should not turn into a hot loop: back off, up to 5 s.
+        self._backoff = min(max(0.05, self._backoff * 2), 5.0)
 
     def _publish(self) -> None:
+        if not self._unsynced:
+            self._synced_ordinal = self._written_ordinal
         with self._lock:
             self._durable_seq = self._synced_seq
             self._settled = self._done - self._unsynced
+            for first, last in sorted(self._failed_pending):
+                self._ledger.fail(first, last)
+            self._failed_pending.clear()
+            self._ledger.settle(self._synced_ordinal)
             self._settled_cv.notify_all()
 
-    def _write(self, records: list[FeatureLogRecord]) -> None:
-        payloads, failures = encode_batches(records)
-        for record, exc in failures:
-            self._encode_errors += 1
-            self._done += 1
-            request_id = getattr(record, "request_id", "?")
-            self.last_error = f"record {request_id!r} not logged: {type(exc).__name__}: {exc}"
+    def _write(self, records: list[FeatureLogRecord], base: int) -> None:
+        payloads, failures = encode_batches(records, self._schema)
+        if failures:
+            index = {id(record): i for i, record in enumerate(records)}
+            for record, exc in failures:
+                self._encode_errors += 1
+                self._done += 1
+                ordinal = base + index.get(id(record), 0)
+                self._failed_pending.append((ordinal, ordinal))
+                request_id = getattr(record, "request_id", "?")
+                self.last_error = (f"record {request_id!r} not logged: "
+                                   f"{type(exc).__name__}: {exc}")
         for count, payload in payloads:
             data = _pack_header(BATCH, len(payload), _crc32(payload)) + payload
             segment = self._segment
@@ -345,15 +399,16 @@ class FeatureLogWriter:
                 self._seal()
                 segment = self._open_segment()
             self._append(segment, data, count)
+        self._written_ordinal = base + len(records) - 1
 
-    def _append(self, segment: _Segment, data: bytes, count: int) -> None:
+    def _append(self, segment: OpenSegment, data: bytes, count: int) -> None:
         # Reserve the sequence numbers first: if the write fails half-way, a frame that did
         # reach the file keeps numbers no later segment reuses.
         segment.count += count
         self._next_seq += count
         view = memoryview(data)
         while view:
-            view = view[os.write(segment.fd, view) :]
+            view = view[_os_write(segment.fd, view) :]
         if not self._unsynced:
             self._unsynced_since = time.monotonic()
         segment.size += len(data)
@@ -372,8 +427,11 @@ class FeatureLogWriter:
 
     def _fsync(self, always: bool = False) -> None:
         if self._segment is not None and (self._unsynced or always):
-            os.fsync(self._segment.fd)
+            _os_fsync(self._segment.fd)
             self._fsyncs += 1
+            self._backoff = 0.0
+            self.failing_since = None
+        self._synced_ordinal = self._written_ordinal
         self._unsynced = 0
         self._synced_seq = self._next_seq - 1
         self._publish()
@@ -387,21 +445,17 @@ class FeatureLogWriter:
             deadlines.append(self._segment.opened_at + self._segment_max_age_s - now)
         return min(deadlines) if deadlines else None
 
-    def _open_segment(self) -> _Segment:
-        path = self.root / segment_name(self._next_seq)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        segment = _Segment(fd, path, self._next_seq, time.monotonic(), len(FILE_HEADER))
-        self._segment = segment  # from here on a failure abandons it properly
-        self._segments_opened += 1
-        os.write(fd, FILE_HEADER)
-        fsync_dir(self.root)
+    def _open_segment(self) -> OpenSegment:
+        segment = self._segment = create_segment(self.root, self._next_seq)
+        self._segments_opened += 1  # from here on a failure abandons it properly
+        start_segment(segment, _os_write)
         return segment
 
     def _seal(self) -> None:
         segment = self._segment
         if segment is None:
             return
-        os.write(segment.fd, seal_frame(segment.first_seq, segment.count))
+        _os_write(segment.fd, seal_frame(segment.first_seq, segment.count))
         self._fsync(always=True)  # the seal must reach the disk too
         os.close(segment.fd)
         self._segment = None
@@ -414,41 +468,6 @@ class FeatureLogWriter:
 
     def _abandon_segment(self) -> None:
         """Leave the segment unsealed after a write error; the next writer repairs it."""
-        segment = self._segment
-        if segment is None:
-            return
-        self._segment = None
-        with contextlib.suppress(OSError):
-            os.close(segment.fd)
-        if segment.count == 0:  # free its name for the next segment, which starts at the same seq
-            try:
-                segment.path.unlink()
-            except OSError:
-                self._next_seq += 1
-
-
-def _check_config(
-    queue_size: int,
-    on_full: str,
-    fsync_every_ms: float,
-    fsync_every_records: int,
-    segment_max_bytes: int,
-    segment_max_age_s: float,
-) -> None:
-    problems = []
-    if queue_size < 1:
-        problems.append(f"queue_size={queue_size} must be at least 1")
-    if on_full not in ("drop", "block"):
-        problems.append(f"on_full={on_full!r} must be 'drop' or 'block'")
-    if fsync_every_ms <= 0:
-        problems.append(f"fsync_every_ms={fsync_every_ms} must be positive")
-    if fsync_every_records < 1:
-        problems.append(f"fsync_every_records={fsync_every_records} must be at least 1")
-    if segment_max_bytes < 4096:
-        problems.append(f"segment_max_bytes={segment_max_bytes} must be at least 4096")
-    if segment_max_age_s <= 0:
-        problems.append(f"segment_max_age_s={segment_max_age_s} must be positive")
-    if problems:
-        raise FeatureLogConfigError("FeatureLogWriter: " + "; ".join(problems))
-
-
+        segment, self._segment = self._segment, None
+        if segment is not None and not abandon_segment(segment):
+            self._next_seq += 1  # its name could not be freed: the next segment moves on

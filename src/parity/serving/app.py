@@ -1,43 +1,78 @@
 """The HTTP face of a PredictionService (FastAPI). Run it with ``parity serve``.
 
-Status codes: 200 served; 404 unknown model; 422 bad input (the body names the field and the
-problem); 503 the model has no loaded version; 401/403 admin endpoints without the right bearer
-token. A client cannot cause a 500: every error it can provoke is one of the above.
+Status codes: 200 served; 404 unknown model or version; 413 body larger than
+``serving.max_body_bytes``; 422 bad input (the JSON body names the field, the value, truncated,
+and the fix); 401/403 admin endpoints without the right bearer token; 409 a promote the registry
+refuses (an artifact that fails verification); 503 the model has no loaded version, a source is
+not materialized (the body says to run ``parity materialize``) or storage is failing. A client
+cannot cause a 500: every error it can provoke is one of the above.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from parity.errors import InputError, NotFoundError, ParityError
-from parity.serving.service import Context, NotServingError, PredictionService
+from parity.errors import (
+    IntegrityError,
+    NotFoundError,
+    NotReadyError,
+    NotServingError,
+    ParityError,
+    RequestError,
+    StateError,
+    StorageError,
+    TransientError,
+)
+from parity.serving.bodylimit import BodyLimit
+from parity.serving.service import Context, PredictionService
+from parity.serving.validation import INT64_MAX
 
-MAX_BATCH = 10_000
+AT_DOC = (
+    "The moment of the prediction: an ISO 8601 time with a time zone, e.g. "
+    "'2024-05-01T12:00:00Z'. Features are computed from the facts visible strictly before it, "
+    "exactly as the Time Machine computes them offline for a training row at that time. Leave "
+    "it out (or null) for the server's clock now; a time without a zone is refused (422). "
+    "Accepted range: 1900 to 2200."
+)
+DESCRIPTION = f"""Predictions computed from the same feature definitions as training.
+
+Each context has `keys` (the entity key columns, typed as the entity declares them: an `int`
+key is a JSON integer in the int64 range), `at` and `request` (the request fields the model's
+transforms read; unknown names are refused). `at`: {AT_DOC}
+
+Each prediction says `found` (false: the entity has no facts at all, so the features are the
+empty-window values of an unseen entity) and `logged`: `durable` (fsynced before this answer,
+with `feature_log: {{sync: true}}`), `queued` (accepted, not yet known to be on disk),
+`lost` (a write error lost it), `dropped` (the log queue was full), `sampled_out` or `off`.
+"""
+Logged = Literal["durable", "queued", "lost", "dropped", "sampled_out", "off"]
 
 
 class ContextIn(BaseModel):
     """One prediction request."""
 
     model_config = ConfigDict(extra="forbid")
-    keys: dict[str, int | str] = Field(description="Entity key columns, e.g. {\"id\": 7}.")
-    at: datetime | None = Field(None, description="Moment of the prediction (aware; default now).")
+    keys: dict[str, Any] = Field(description="Entity key columns, e.g. {\"customer_id\": 7}.")
+    at: datetime | None = Field(None, description=AT_DOC)
     request: dict[str, Any] = Field(default_factory=dict, description="Request fields.")
-    request_id: str | None = Field(None, max_length=200, description="Your id, echoed and logged.")
+    request_id: str | None = Field(None, description="Your id, echoed and logged.")
 
 
 class BatchIn(BaseModel):
-    """Many prediction requests for one model."""
+    """Many prediction requests for one model (at most ``serving.max_batch``)."""
 
     model_config = ConfigDict(extra="forbid")
-    contexts: list[ContextIn] = Field(min_length=1, max_length=MAX_BATCH)
+    contexts: list[ContextIn] = Field(min_length=1)
 
 
 class PredictionOut(BaseModel):
@@ -47,7 +82,8 @@ class PredictionOut(BaseModel):
     model: str
     version: int
     output: Any
-    logged: bool
+    found: bool = Field(description="False: the entity has no facts at all (never seen).")
+    logged: Logged = Field(description="What became of the feature log record.")
 
 
 class BatchOut(BaseModel):
@@ -59,41 +95,53 @@ class BatchOut(BaseModel):
 class PromoteIn(BaseModel):
     """Move the ``live`` alias to a version."""
 
-    version: int
-    reason: str | None = None
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=INT64_MAX)
+    reason: str | None = Field(None, max_length=2000)
 
 
-def create_app(service: PredictionService, admin_token: str | None = None) -> FastAPI:
-    """A FastAPI app over ``service``; admin endpoints need ``Authorization: Bearer <token>``."""
-    app = FastAPI(title="parity serving", version="1",
-                  description="Predictions computed from the same feature definitions as training.")
+def create_app(service: PredictionService, admin_token: str | None = None,
+               routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """A FastAPI app over ``service``; admin endpoints need ``Authorization: Bearer <token>``.
+
+    ``routers`` adds other read endpoints served beside the models (Hulk publications, the
+    Online Archive). ``/docs`` serves Swagger UI from files bundled with the package (no CDN).
+    """
+    app = FastAPI(title="parity serving", version="1", description=DESCRIPTION,
+                  docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
+    expected = admin_token.encode("utf-8") if admin_token else None
+    _mount_docs(app)
 
     def admin(authorization: str | None = Header(None)) -> None:
-        if not admin_token:
+        if expected is None:
             raise HTTPException(403, "admin endpoints are disabled: set serving.admin_token "
                                      "in parity.yaml")
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token, admin_token):
+        # Starlette decodes headers as latin-1: encode back to the bytes the client sent, and
+        # compare bytes, so any token (non-ASCII included) is a 401, never a TypeError.
+        sent = token.encode("latin-1", "replace")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent, expected):
             raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is required",
                                 headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "problem": err["msg"]}
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"),
+             "problem": err["msg"], "value": _short(err.get("input"))}
             for err in exc.errors()
         ]
-        return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
+        return JSONResponse({"error": "invalid request", "problems": problems,
+                             "fix": "see /docs for the request schema"}, status_code=422)
 
     @app.exception_handler(ParityError)
     async def parity_error(_: Request, exc: ParityError) -> JSONResponse:
-        if isinstance(exc, NotFoundError):
-            code = 404
-        elif isinstance(exc, NotServingError):
-            code = 503
-        else:
-            code = 422  # bad keys, naive times, missing request fields, transforms failing on them
-        return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=code)
+        code = _status(exc)
+        body: dict[str, Any] = {"error": str(exc), "kind": type(exc).__name__}
+        if isinstance(exc, RequestError):
+            body.update(field=exc.field, value=exc.value, fix=exc.fix)
+        return JSONResponse(body, status_code=code)
 
     @app.post("/v1/models/{model}/predict", response_model=PredictionOut)
     def predict(model: str, body: ContextIn) -> PredictionOut:
@@ -103,25 +151,26 @@ def create_app(service: PredictionService, admin_token: str | None = None) -> Fa
 
     @app.post("/v1/models/{model}/predict-batch", response_model=BatchOut)
     def predict_batch(model: str, body: BatchIn) -> BatchOut:
-        """Predict for up to 10,000 contexts in one call."""
+        """Predict for many contexts (at most serving.max_batch, default 1000) in one call."""
         results = service.predict(model, [_context(c) for c in body.contexts])
         return BatchOut(predictions=[PredictionOut(**r.__dict__) for r in results])
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
         """The models served here and their loaded versions."""
-        return service.health()["models"]
+        return dict(service.health()["models"])
 
     @app.get("/health")
     def health() -> JSONResponse:
-        """200 when every model has a loaded version, 503 otherwise."""
+        """200 ``ok``; 503 ``degraded`` with ``reasons`` (no loaded version, a source not
+        ready, the feature log failing to write, a background thread failing)."""
         body = service.health()
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
-        service.export_log_stats()
+        service.refresh_metrics()
         return PlainTextResponse(generate_latest(service.metrics.registry),
                                  media_type=CONTENT_TYPE_LATEST)
 
@@ -138,12 +187,52 @@ def create_app(service: PredictionService, admin_token: str | None = None) -> Fa
                                 actor="http-admin")
         return service.reload(model)
 
+    for router in routers:
+        app.include_router(router)
     return app
 
 
+def _status(exc: ParityError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, (NotServingError, NotReadyError, TransientError, StorageError)):
+        return 503
+    if isinstance(exc, (IntegrityError, StateError)):
+        return 409
+    return 422  # bad keys, naive times, request fields, transforms failing on them
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI from the ``swagger-ui-bundle`` package's files, served by this app."""
+    try:
+        from fastapi.staticfiles import StaticFiles
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the `serve` extra is not installed
+        swagger_ui_path = None
+    if swagger_ui_path is not None:
+        app.mount("/_swagger", StaticFiles(directory=str(swagger_ui_path)), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if swagger_ui_path is None:
+            return HTMLResponse("<p>Swagger UI is not installed: pip install 'parity[serve]'. "
+                                "The spec is at <a href='/openapi.json'>/openapi.json</a>.</p>")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="parity serving",
+            swagger_js_url="/_swagger/swagger-ui-bundle.js",
+            swagger_css_url="/_swagger/swagger-ui.css",
+            swagger_favicon_url="/_swagger/favicon-32x32.png",
+        )
+
+
+def _short(value: Any) -> str:
+    try:
+        text = value[:100] if isinstance(value, str) else repr(value)
+    except ValueError:  # an int too long to print
+        text = "(a value too large to show)"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _context(body: ContextIn) -> Context:
-    if body.at is not None and body.at.tzinfo is None:
-        raise InputError(f"at: {body.at.isoformat()} has no time zone; send e.g. "
-                         f"'{body.at.isoformat()}Z'")
     return Context(keys=dict(body.keys), at=body.at, request=dict(body.request),
                    request_id=body.request_id)

@@ -3,60 +3,136 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
+import pyarrow as pa
+
+from parity.definitions import FeatureSet
+from parity.errors import InputError
+from parity.featurelog import FeatureLogWriter, LogSchema
+from parity.featurelog.columns import KEY_PREFIX, REQUEST_PREFIX
+from parity.serving.config import ServingConfig
 from parity.serving.metrics import ServiceMetrics
-from parity.serving.service import FeatureFn, PredictionService
+from parity.serving.protocols import ModelRegistry, OnlineReader
+from parity.serving.service import FeatureFn, Features, PredictionService
 from parity.serving.slot import ModelSlot
+from parity.serving.validation import ANY, request_types
+from parity.timeutil import TIMESTAMP_TYPE
+
+_ARROW = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_()}
 
 
-def online_feature_fn(online: Any, feature_sets: Mapping[str, Any]) -> FeatureFn:
-    """A FeatureFn over an OnlineFeatures: one call per request, batched for many contexts."""
+class Definitions(Protocol):
+    """What serving reads of the workspace's definitions."""
 
-    def features(
-        sets: Sequence[str], contexts: Sequence[Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        if len(contexts) == 1:
-            return [online.get_features(list(sets), contexts[0])]
-        table = online.get_features_batch(list(sets), list(contexts))
+    @property
+    def feature_sets(self) -> Mapping[str, FeatureSet]: ...
+
+
+class ServedWorkspace(Protocol):
+    """What ``build_service`` reads of a ``parity.Workspace``."""
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def registry(self) -> ModelRegistry: ...
+
+    @property
+    def definitions(self) -> Definitions: ...
+
+    @property
+    def online(self) -> OnlineReader: ...
+
+    @property
+    def feature_log_dir(self) -> Path: ...
+
+
+def online_feature_fn(online: OnlineReader, feature_sets: Mapping[str, FeatureSet]) -> FeatureFn:
+    """A FeatureFn over an OnlineFeatures: one ``answer`` call per request (any batch size)."""
+
+    def features(sets: Sequence[str], contexts: Sequence[Mapping[str, Any]]) -> Features:
+        try:
+            # An Arrow table, not dicts: answer() would go through pandas (~5 ms per call).
+            table = pa.Table.from_pylist(list(contexts))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InputError(
+                f"request fields of different types in one batch ({exc}); send each field "
+                f"with one type, or declare it under serving.request_types in parity.yaml"
+            ) from exc
+        answer = online.answer(list(sets), table)
         names = [f.name for s in sets for f in feature_sets[s].features]
-        rows: list[dict[str, Any]] = table.select(names).to_pylist()
-        return rows
+        rows: list[dict[str, Any]] = answer.table.select(names).to_pylist()
+        return Features(rows, list(answer.found))
 
     return features
 
 
+def log_schema(feature_sets: Sequence[FeatureSet], declared: Mapping[str, Any]) -> LogSchema:
+    """The feature log's fixed column types: keys from the entities, request fields from
+    their declared types (``any`` fields as JSON text). A name two definitions type
+    differently is left to the values."""
+    types: dict[str, pa.DataType] = {}
+    conflicts: set[str] = set()
+    for fs in feature_sets:
+        for key, dtype in fs.entity.keys.items():
+            name, typ = KEY_PREFIX + key, _ARROW[dtype]
+            if types.setdefault(name, typ) != typ:
+                conflicts.add(name)
+    json: set[str] = set()
+    for field, kind in request_types(feature_sets, declared).items():
+        name = REQUEST_PREFIX + field
+        if kind == ANY:
+            json.add(name)
+        elif kind == "timestamp":
+            types[name] = TIMESTAMP_TYPE
+        else:
+            types[name] = _ARROW[kind]
+    for name in conflicts:
+        types.pop(name, None)
+    return LogSchema(types, frozenset(json))
+
+
 def build_service(
-    workspace: Any,
+    workspace: ServedWorkspace,
     models: Sequence[str] | None = None,
     log: bool | None = None,
     sample_rate: float | None = None,
     poll_interval: float | None = None,
+    sync: bool | None = None,
 ) -> PredictionService:
     """A service for ``models`` (default: ``serving.models`` in parity.yaml, else every model
-    with a ``live`` alias) with feature logging as configured under ``serving.feature_log``."""
-    config: dict[str, Any] = dict(workspace.config.get("serving") or {})
+    with a ``live`` alias) configured from the ``serving`` section (see ``config``); the
+    arguments override it. ConfigError for a wrong value in parity.yaml."""
+    config = ServingConfig.from_mapping(workspace.config.get("serving"))
     registry = workspace.registry
-    names = list(models or config.get("models") or [])
+    names = list(models or config.models)
     if not names:
         names = [m for m in registry.list_models() if "live" in registry.aliases(m)]
-    feature_sets = workspace.definitions.feature_sets
+    feature_sets = dict(workspace.definitions.feature_sets)
     slots = {name: ModelSlot(name, registry, feature_sets) for name in names}
-    log_config: dict[str, Any] = dict(config.get("feature_log") or {})
+    settings = config.feature_log
     writer = None
-    if log if log is not None else log_config.get("enabled", True):
-        from parity.featurelog import FeatureLogWriter
-
-        rate = sample_rate if sample_rate is not None else float(log_config.get("sample_rate", 1.0))
+    if log if log is not None else settings.enabled:
         writer = FeatureLogWriter(
-            workspace.feature_log_dir, sample_rate=rate,
-            on_full="block" if log_config.get("on_full") == "block" else "drop",
-            queue_size=int(log_config.get("queue_size", 10_000)),
+            workspace.feature_log_dir,
+            sample_rate=sample_rate if sample_rate is not None else settings.sample_rate,
+            on_full="block" if settings.on_full == "block" else "drop",
+            queue_size=settings.queue_size,
+            schema=log_schema(list(feature_sets.values()), config.request_types),
         )
+    online = workspace.online
     return PredictionService(
         slots,
-        online_feature_fn(workspace.online, feature_sets),
+        online_feature_fn(online, feature_sets),
         feature_log=writer,
         metrics=ServiceMetrics(),
-        poll_interval=float(poll_interval or config.get("poll_interval", 1.0)),
+        poll_interval=float(poll_interval or config.poll_interval),
+        readiness=online.readiness,
+        limits=config.limits,
+        request_types=config.request_types,
+        sync_log=settings.sync if sync is None else sync,
+        sync_timeout=settings.sync_timeout_s,
+        threads=config.threads,
     )

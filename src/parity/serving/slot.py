@@ -17,6 +17,7 @@ from typing import Any
 from parity.definitions import FeatureSet
 from parity.errors import NotFoundError
 from parity.predictor import Predictor, as_predictor
+from parity.serving.protocols import ModelRegistry
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ModelSlot:
     def __init__(
         self,
         name: str,
-        registry: Any,
+        registry: ModelRegistry,
         feature_sets: Mapping[str, FeatureSet],
         warmup_rows: Callable[[Predictor], Sequence[Mapping[str, Any]]] | None = None,
         alias: str = "live",
@@ -54,7 +55,7 @@ class ModelSlot:
         self.alias = alias
         self.registry = registry
         self.feature_sets = dict(feature_sets)
-        self.warmup_rows = warmup_rows or (lambda p: [dict.fromkeys(p.features, 0.0)])
+        self.warmup_rows = warmup_rows or (lambda p: [p.example_row()])
         self.current: Loaded | None = None
         self.last_swap: SwapReport | None = None
         self.swaps = 0
@@ -89,9 +90,18 @@ class ModelSlot:
             self.last_swap = report
             return report
 
-    def target_version(self) -> int | None:
-        """The version the alias points at now, or None if the alias is not set."""
+    def target_version(self, raise_errors: bool = False) -> int | None:
+        """The version the alias points at now, or None if the alias is not set.
+
+        A registry that cannot be read also gives None, unless ``raise_errors`` (the alias
+        watcher wants to see the error, count it and back off).
+        """
         try:
-            return int(self.registry.aliases(self.name).get(self.alias))
-        except (TypeError, ValueError, NotFoundError):
+            target = self.registry.aliases(self.name).get(self.alias)
+        except NotFoundError:
             return None
+        except Exception:
+            if raise_errors:
+                raise
+            return None
+        return None if target is None else int(target)
