@@ -50,8 +50,9 @@ N_NUMERIC = 30
 CATEGORIES = {"country": [f"c{i}" for i in range(12)], "device": ["ios", "android", "web", "tv"]}
 
 
-def make_rows(n: int, seed: int) -> Any:
-    """``n`` labelled rows of the synthetic population."""
+def make_rows(n: int, seed: int, days_ago: int = 0) -> Any:
+    """``n`` labelled rows of the synthetic population, over the 5 days ending ``days_ago``
+    days before ``NOW`` (training rows end before the shadow traffic starts)."""
     import numpy as np
     import pyarrow as pa
 
@@ -67,8 +68,8 @@ def make_rows(n: int, seed: int) -> Any:
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     columns: dict[str, Any] = {
         "member": pa.array(rng.integers(0, 10**9, n), pa.int64()),
-        "at": pa.array([NOW - timedelta(seconds=int(s)) for s in rng.integers(0, 86_400 * 5, n)],
-                       pa.timestamp("us", tz="UTC")),
+        "at": pa.array([NOW - timedelta(days=days_ago, seconds=int(s))
+                        for s in rng.integers(0, 86_400 * 5, n)], pa.timestamp("us", tz="UTC")),
     }
     for j in range(N_NUMERIC):
         columns[f"f{j}"] = pa.array(X[:, j], pa.float64(), from_pandas=True)
@@ -90,12 +91,12 @@ def prepare(rows: int) -> Path:
 
     from parity.predictor import Predictor
 
-    folder = CACHE / f"rows-{rows}"
+    folder = CACHE / f"rows-{rows}-v2"  # v2: training rows end before the shadow window
     if (folder / "models.pkl").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     shadow = make_rows(rows, 1)
-    train_live, train_candidate = make_rows(100_000, 2), make_rows(100_000, 3)
+    train_live, train_candidate = make_rows(100_000, 2, 10), make_rows(100_000, 3, 10)
     models = []
     for table in (train_live, train_candidate):
         predictor = Predictor(
@@ -107,6 +108,7 @@ def prepare(rows: int) -> Path:
         models.append(predictor)
     pq.write_table(shadow, folder / "shadow.parquet")
     pq.write_table(train_candidate, folder / "train.parquet")
+    pq.write_table(train_live, folder / "train_live.parquet")
     (folder / "models.pkl").write_bytes(pickle.dumps(models))
     return folder
 
@@ -141,16 +143,22 @@ def child(rows: int, repeat_scoring: int, threads: int) -> None:
     folder = prepare(rows)
     shadow = pq.read_table(folder / "shadow.parquet")
     training = pq.read_table(folder / "train.parquet")
+    training_live = pq.read_table(folder / "train_live.parquet")
     live, candidate = pickle.loads((folder / "models.pkl").read_bytes())
     for predictor in (live, candidate):  # before registering: the artifacts carry the setting
         predictor.model.set_params(n_jobs=threads)
     with tempfile.TemporaryDirectory() as tmp:
-        registry = open_registry(f"sqlite:///{tmp}/registry.db", Path(tmp) / "artifacts")
-        registry.register("bench", live, feature_sets={"bench_features": "0" * 16})
+        registry = open_registry(f"sqlite:///{tmp}/registry.db", Path(tmp) / "artifacts",
+                                 allow_pickle=True)
+        registry.register("bench", live, feature_sets={"bench_features": "0" * 16},
+                          training_set={"path": "train_live.parquet"})
         registry.set_alias("bench", "live", 1)
-        registry.register("bench", candidate, feature_sets={"bench_features": "0" * 16})
+        registry.register("bench", candidate, feature_sets={"bench_features": "0" * 16},
+                          training_set={"path": "train.parquet"})
         inputs = StaticInputs(definitions={"bench_features": _FeatureSet()},  # type: ignore[dict-item]
-                              shadow=shadow, training=training)
+                              shadow=shadow, training=training,
+                              training_sets={"train.parquet": training,
+                                             "train_live.parquet": training_live})
         sentinel = Sentinel(registry, inputs, config=SentinelConfig(), clock=lambda: NOW)
         live.predict_table(shadow.slice(0, 1000))  # warm-up: imports, thread pools
         candidate.predict_table(shadow.slice(0, 1000))

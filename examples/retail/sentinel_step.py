@@ -1,13 +1,18 @@
-"""Step 9 of the demo: the sentinel promotes a good candidate and stops a broken one."""
+"""Step 9 of the demo: the sentinel promotes a good candidate and stops a broken one.
+
+The sentinel judges models only on traffic from after their training data (rows from the
+training period are excluded and counted in the verdict's shadow window), so step 7 serves
+contexts from after ``demo.train_end`` as well as from the training period (which step 8
+retrains on).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from demo import FEATURES, Demo, console, fit, step
+from demo import FEATURES, Demo, console, fit_predictor, step
 
-from parity.predictor import Predictor
 from parity.sentinel import Sentinel, WorkspaceInputs
 
 MODEL = "buy_again"
@@ -34,7 +39,7 @@ def run(demo: Demo) -> bool:
         train["buys_within_30d"].to_numpy()))
     for label, frame, expect in (("good", train, "pass"), ("broken: trained on shuffled labels",
                                                              shuffled, "fail")):
-        predictor = Predictor(fit(frame), FEATURES, feature_sets=[fs])
+        predictor = fit_predictor(frame, feature_sets=[fs])
         mv = ws.registry.register(MODEL, predictor, feature_sets=predictor.feature_set_versions,
                                   training_set={"path": "data/train.parquet"})
         ws.registry.set_alias(MODEL, "candidate", mv.version, reason=f"demo: {label}")
@@ -43,5 +48,7 @@ def run(demo: Demo) -> bool:
         live = ws.registry.aliases(MODEL).get("live")
         console.print(f"[bold]{mv.ref}[/] ({label}): {verdict.headline()}")
         console.print(f"  live is now version {live}; report: {verdict.paths.get('report')}")
+        if verdict.shadow_window:
+            console.print(f"  {verdict.shadow_window['summary']}")
         ok &= verdict.status == expect
     return ok

@@ -22,8 +22,9 @@ TEST_CONFIG: dict[str, Any] = {
     "artifact": {"timeout": "20s", "memory_mb": 2048, "sample_rows": 200},
     "shadow_accuracy": {"bootstrap": 400, "margin": 0.02, "min_samples": 1000},
     "drift": {"min_samples": 500},
-    "calibration": {"min_samples": 1000},
-    "latency": {"requests": 100, "warmup": 5, "p99_ms": 40, "max_seconds": 1.0},
+    "calibration": {"min_samples": 1000, "bootstrap": 100},
+    "segments": {"bootstrap": 200},
+    "latency": {"requests": 100, "warmup": 5, "budget_ms": 40, "max_seconds": 1.0},
     "dependent_data": {"max_age": {"plays": "1h"}, "default_max_age": "1d"},
 }
 
@@ -39,10 +40,16 @@ class Tables:
     good: Predictor
 
 
+# Training data ends a week before the shadow traffic starts: the sentinel judges only rows
+# after both models' training data (see parity.sentinel.window).
+TRAIN_START = world.NOW - timedelta(days=10)
+LIVE_TRAINING, TRAINING = "live.parquet", "train.parquet"
+
+
 @pytest.fixture(scope="session")
 def tables() -> Tables:
-    train_live = world.rows(8_000, seed=11)
-    train = world.rows(8_000, seed=12)
+    train_live = world.rows(8_000, seed=11, start=TRAIN_START)
+    train = world.rows(8_000, seed=12, start=TRAIN_START)
     shadow = world.rows(8_000, seed=13)
     return Tables(train_live, train, shadow, world.fit(train_live), world.fit(train))
 
@@ -64,11 +71,15 @@ class Setup:
                         clock=lambda: world.NOW, **kwargs)
 
     def register(self, predictor: Any, alias: str | None = "candidate",
-                 feature_sets: Any = None) -> int:
+                 feature_sets: Any = None, training: pa.Table | None = None,
+                 training_path: str = TRAINING) -> int:
+        """Register a candidate; ``training`` (its rows) is filed under ``training_path``."""
+        if training is not None:
+            self.inputs.training_sets = {**self.inputs.training_sets, training_path: training}
         fs = feature_sets if feature_sets is not None else getattr(
             predictor, "feature_set_versions", None) or list(world.FEATURE_SETS.values())
         mv = self.registry.register("conv", predictor, feature_sets=fs,
-                                    training_set={"path": "train.parquet"})
+                                    training_set={"path": training_path})
         if alias:
             self.registry.set_alias("conv", alias, mv.version)
         return mv.version
@@ -81,13 +92,17 @@ def healthy_inputs(t: Tables) -> StaticInputs:
                "profiles": world.NOW - timedelta(hours=3)},
         shadow=t.shadow,
         training=t.train,
+        training_sets={LIVE_TRAINING: t.train_live, TRAINING: t.train},
     )
 
 
 @pytest.fixture
 def setup(tables: Tables, tmp_path: Path) -> Setup:
-    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "artifacts")
-    registry.register("conv", tables.live, feature_sets=list(world.FEATURE_SETS.values()))
+    # The catalog models are small picklable test classes (tests/sentinel/models.py).
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "artifacts",
+                             allow_pickle=True)
+    registry.register("conv", tables.live, feature_sets=list(world.FEATURE_SETS.values()),
+                      training_set={"path": LIVE_TRAINING})
     registry.set_alias("conv", "live", 1)
     config = {k: dict(v) if isinstance(v, dict) else v for k, v in TEST_CONFIG.items()}
     return Setup(registry, healthy_inputs(tables), config, tmp_path)

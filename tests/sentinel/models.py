@@ -155,3 +155,78 @@ class EatsMemory:
 
     def __reduce__(self) -> tuple[Any, tuple[int]]:
         return (np.ones, (8 * 1024**3,))
+
+
+class Memorizer(Wrapped):
+    """An overfit model: exact recall of its training rows, noise everywhere else.
+
+    On rows it was trained on it predicts the label it saw (with a little smoothing); on any
+    other row it predicts the inner model's logit plus heavy deterministic noise, like a deep
+    tree grown to purity.
+    """
+
+    def __init__(self, inner: Any, X: np.ndarray, y: np.ndarray, noise: float = 3.0) -> None:
+        super().__init__(inner)
+        self.seen = {self._key(row): float(label) for row, label in zip(X, y)}
+        self.noise = noise
+
+    @staticmethod
+    def _key(row: np.ndarray) -> bytes:
+        return np.round(np.nan_to_num(row), 6).tobytes()
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        jitter = np.sin(np.nan_to_num(X) @ np.arange(1, X.shape[1] + 1) * 7919.0)
+        p = 1 / (1 + np.exp(-(self.inner.logit(X) + self.noise * jitter)))
+        for i, row in enumerate(X):
+            label = self.seen.get(self._key(row))
+            if label is not None:
+                p[i] = 0.05 + 0.9 * label
+        return p
+
+
+class InvertedSegment(Wrapped):
+    """The inner model everywhere, except that its ranking is reversed where feature
+    ``column`` (an index into X) is at least ``threshold`` (a top-spender segment, say).
+
+    The reversed scores are mirrored around ``centre`` (the segment's median score), so the
+    segment keeps its place among the other rows and the pooled metric barely moves.
+    """
+
+    def __init__(self, inner: Any, column: int, threshold: float, centre: float) -> None:
+        super().__init__(inner)
+        self.column = column
+        self.threshold = threshold
+        self.centre = centre
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        p = self.inner.predict_proba(X)[:, 1].copy()
+        top = np.nan_to_num(X[:, self.column], nan=-np.inf) >= self.threshold
+        p[top] = np.clip(2 * self.centre - p[top], 0.001, 0.999)
+        return p
+
+
+class Constant(Wrapped):
+    """Predicts the same probability (the base rate) for every row."""
+
+    def __init__(self, inner: Any, rate: float) -> None:
+        super().__init__(inner)
+        self.rate = rate
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.rate)
+
+
+class SlowAtFirst(Wrapped):
+    """Sleeps ``delay`` seconds on each of its first ``calls`` calls, then is fast: a model
+    that hit a busy moment during the first latency run only."""
+
+    def __init__(self, inner: Any, delay: float, calls: int) -> None:
+        super().__init__(inner)
+        self.delay = delay
+        self.calls = calls
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        if self.calls > 0:
+            self.calls -= 1
+            time.sleep(self.delay)
+        return self.inner.predict_proba(X)[:, 1]

@@ -14,7 +14,7 @@ import pytest
 
 from parity.predictor import Predictor
 from tests.sentinel import models, world
-from tests.sentinel.conftest import Setup, Tables
+from tests.sentinel.conftest import TRAIN_START, Setup, Tables
 
 
 def corrupted_artifact(s: Setup, t: Tables) -> int:
@@ -70,9 +70,8 @@ def worse_accuracy(s: Setup, t: Tables) -> int:
 
 
 def drifted_inputs(s: Setup, t: Tables) -> int:
-    drifted = world.rows(8_000, seed=14, minutes_scale=3.0)
-    s.inputs.training = drifted
-    return s.register(world.fit(drifted))
+    drifted = world.rows(8_000, seed=14, minutes_scale=3.0, start=TRAIN_START)
+    return s.register(world.fit(drifted), training=drifted, training_path="drifted.parquet")
 
 
 def miscalibrated(s: Setup, t: Tables) -> int:
@@ -96,7 +95,7 @@ CATALOG: list[tuple[Any, str, str]] = [
     (worse_accuracy, "shadow_accuracy", "shadow_accuracy.inferior"),
     (drifted_inputs, "drift", "drift.drifted"),
     (miscalibrated, "calibration", "calibration.ece"),
-    (too_slow, "latency", "latency.p99"),
+    (too_slow, "latency", "latency.ratio"),
 ]
 
 
@@ -135,7 +134,7 @@ def test_good_candidate_passes(setup: Setup, tables: Tables) -> None:
     version = setup.register(tables.good)
     verdict = setup.sentinel().check("conv", version)
     assert verdict.status == "pass", [(r.check, r.status, r.reason) for r in verdict.results]
-    assert [r.status for r in verdict.results] == ["pass"] * 7
+    assert [r.status for r in verdict.results] == ["pass"] * 8
     shadow = verdict.result("shadow_accuracy").evidence
     assert shadow["rows"] == tables.shadow.num_rows
     assert shadow["comparisons"][0]["low"] > -0.02
@@ -157,12 +156,14 @@ def test_good_lightgbm_candidate_passes(setup: Setup, tables: Tables) -> None:
 
 
 def test_first_model_without_live_must_beat_no_skill(setup: Setup, tables: Tables) -> None:
-    mv = setup.registry.register("fresh", tables.good, feature_sets=[world.member_features])
+    mv = setup.registry.register("fresh", tables.good, feature_sets=[world.member_features],
+                                 training_set={"path": "train.parquet"})
     verdict = setup.sentinel().check("fresh", mv.version)
     shadow = verdict.result("shadow_accuracy")
     assert shadow.status == "pass"
     assert shadow.evidence["comparisons"][0]["label"] == "candidate vs no-skill"
     useless = world.wrap(tables.good, models.Noisy(tables.good.model, scale=400.0))
-    mv = setup.registry.register("fresh", useless, feature_sets=[world.member_features])
+    mv = setup.registry.register("fresh", useless, feature_sets=[world.member_features],
+                                 training_set={"path": "train.parquet"})
     verdict = setup.sentinel().check("fresh", mv.version)
     assert "shadow_accuracy.no_skill" in verdict.result("shadow_accuracy").codes

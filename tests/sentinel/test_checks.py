@@ -14,7 +14,9 @@ import pytest
 from parity.predictor import Predictor
 from parity.sentinel import CheckContext, SentinelConfig, Verdict, get_check, run_check
 from parity.sentinel.config import ContractConfig, DriftConfig
-from tests.sentinel import world
+from parity.sentinel.context import scoring_threads
+from parity.sentinel.stats import ratio_of_medians
+from tests.sentinel import models, world
 from tests.sentinel.conftest import Tables
 
 
@@ -154,3 +156,102 @@ def test_verdict_json_is_strict(tables: Tables) -> None:
     again = Verdict.from_json(verdict.to_json())
     assert again.results[0].evidence["odd"] is None
     assert again.headline() == verdict.headline()
+
+
+# --- latency: the model, not the machine ---------------------------------------------------
+
+
+def _latency_config(**latency: Any) -> SentinelConfig:
+    return SentinelConfig.from_dict({"latency": {"requests": 30, "warmup": 0,
+                                                 "max_seconds": 1.0, **latency}})
+
+
+def test_latency_over_budget_once_is_confirmed_by_a_second_run(tables: Tables) -> None:
+    # Slow for the first run only (as on a machine that was busy for a moment): the second
+    # run is within budget, so the check passes and says it ran twice.
+    slow_start = world.wrap(tables.good, models.SlowAtFirst(tables.good.model, 0.2, calls=8))
+    result = run("latency", ctx_for(tables, candidate=slow_start,
+                                    config=_latency_config(budget_ms=100)))
+    assert result.status == "pass", result.reason
+    assert len(result.evidence["runs"]) == 2 and "after a second run" in result.reason
+    assert result.evidence["runs"][0]["candidate_figure_ms"] > 100
+
+
+def test_latency_over_budget_twice_fails_and_slower_than_live_fails(tables: Tables) -> None:
+    slow = world.wrap(tables.good, models.Slow(tables.good.model, 0.15))
+    result = run("latency", ctx_for(tables, candidate=slow, config=_latency_config(budget_ms=50)))
+    assert result.status == "fail"
+    assert result.codes == {"latency.budget", "latency.ratio"}
+    assert len(result.evidence["runs"]) == 2
+    assert result.evidence["ratio"]["low"] > 2  # 150 ms against live's well under a ms
+
+
+def test_latency_without_live_judges_the_budget_only(tables: Tables) -> None:
+    result = run("latency", ctx_for(tables, live=None, config=_latency_config(budget_ms=None)))
+    assert result.status == "pass" and result.evidence["ratio"] is None
+    assert "no live model to time against" in result.reason
+
+
+def test_ratio_of_medians_is_paired_and_scale_free() -> None:
+    rng = np.random.default_rng(0)
+    load = rng.lognormal(0, 1.5, 400)  # how busy the machine was at each pair of calls
+    same = ratio_of_medians(load * 1.0, load * 1.0)
+    assert same.estimate == 1.0 and same.low == 1.0 and same.high == 1.0
+    triple = ratio_of_medians(load * 3.0, load)
+    assert triple.low == pytest.approx(3.0) and triple.high == pytest.approx(3.0)
+
+
+def test_scoring_runs_with_one_thread(tables: Tables) -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen: list[int] = []
+
+    class Probe(models.Wrapped):
+        def probability(self, X: np.ndarray) -> np.ndarray:
+            seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info())
+            return self.inner.predict_proba(X)[:, 1]
+
+    with scoring_threads(1):
+        world.wrap(tables.good, Probe(tables.good.model)).predict_table(tables.shadow.slice(0, 5))
+    assert seen and set(seen) == {1}
+
+
+# --- reports: timestamps as dates, segments too small to judge --------------------------------
+
+
+def test_timestamp_features_are_binned_as_dates(tables: Tables) -> None:
+    stamps = pa.array([world.NOW - timedelta(days=int(d)) for d in
+                       np.random.default_rng(1).integers(0, 400, tables.shadow.num_rows)],
+                      pa.timestamp("us", tz="UTC"))
+    shadow = tables.shadow.append_column("last_order_at", stamps)
+    training = tables.train.append_column("last_order_at", stamps.slice(0, tables.train.num_rows))
+    config = replace(SentinelConfig(), drift=DriftConfig(features=("last_order_at",)))
+    result = run("drift", ctx_for(tables, shadow=shadow, training=training, config=config))
+    labels = result.figures["distributions"][0]["labels"]
+    assert any("2023-" in label or "2024-" in label for label in labels), labels
+    assert not any("e+" in label for label in labels), labels
+
+
+def test_segments_too_small_are_listed_not_judged(tables: Tables) -> None:
+    config = SentinelConfig.from_dict({"segments": {"min_rows": 10**6}})
+    result = run("segments", ctx_for(tables, config=config))
+    assert result.status == "not_enough_data"
+    assert {r["status"] for r in result.evidence["segments"]} == {"too_small"}
+
+
+def test_segments_of_a_good_candidate_pass_with_a_worst_first_table(tables: Tables) -> None:
+    result = run("segments", ctx_for(tables))
+    assert result.status == "pass", result.reason
+    rows = [r for r in result.evidence["segments"] if r["status"] == "judged"]
+    assert [r["estimate"] for r in rows] == sorted(r["estimate"] for r in rows)
+    assert "country" in result.evidence["columns"]
+    assert any(r["segment"].startswith("country = ") for r in rows)
+    assert any("(top 2%)" in r["segment"] for r in rows)
+
+
+def test_latency_budget_that_live_misses_too_is_a_warning(tables: Tables) -> None:
+    same = world.wrap(tables.live, models.Wrapped(tables.live.model))
+    result = run("latency", ctx_for(tables, candidate=same,
+                                    config=_latency_config(budget_ms=0.000001)))
+    assert result.status == "pass", result.reason
+    assert {w.code for w in result.warnings} == {"latency.live_too"}
+    assert len(result.evidence["runs"]) == 2

@@ -17,21 +17,21 @@ def test_defaults_run_every_check() -> None:
 
 def test_per_model_section_overrides_defaults_one_setting_at_a_time() -> None:
     section = {
-        "defaults": {"latency": {"p99_ms": 50, "requests": 500}, "seed": 3},
-        "churn": {"latency": {"p99_ms": 20},
+        "defaults": {"latency": {"budget_ms": 50, "requests": 500}, "seed": 3},
+        "churn": {"latency": {"budget_ms": 20},
                   "dependent_data": {"max_age": {"plays": "2h"}, "default_max_age": "1d"},
                   "artifact": {"timeout": "90s"},
                   "shadow_accuracy": {"anchor": "3", "window": "14d"},
                   "webhook": "https://hooks.example.com/x"},
     }
     churn = config_for(section, "churn")
-    assert churn.latency.p99_ms == 20 and churn.latency.requests == 500 and churn.seed == 3
+    assert churn.latency.budget_ms == 20 and churn.latency.requests == 500 and churn.seed == 3
     assert churn.dependent_data.max_age == {"plays": 7_200.0}
     assert churn.artifact.timeout == 90.0
     assert churn.shadow_accuracy.anchor == 3
     assert churn.shadow_accuracy.window == 14 * 86_400
     other = config_for(section, "other")
-    assert other.latency.p99_ms == 50 and other.webhook is None
+    assert other.latency.budget_ms == 50 and other.webhook is None
     assert SentinelConfig.from_dict(churn.to_dict()) == churn
 
 

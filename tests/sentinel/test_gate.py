@@ -115,7 +115,7 @@ def test_not_enough_data_holds_the_candidate_and_retries(setup: Setup, tables: T
 
 
 def test_allowed_not_enough_data_does_not_hold(setup: Setup, tables: Tables) -> None:
-    setup.inputs.training = None
+    setup.config["drift"] = {"min_samples": 10**9}  # more rows than there are
     setup.config["allow_not_enough_data"] = ["drift"]
     verdict = setup.sentinel().check("conv", setup.register(tables.good))
     assert verdict.result("drift").status == "not_enough_data"

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from parity.sentinel import stats
+from parity.sentinel import calibration_stats, stats
 
 
 def _data(n: int, seed: int, strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -123,11 +123,11 @@ def test_calibration_of_calibrated_and_overconfident_predictions() -> None:
     rng = np.random.default_rng(9)
     p = rng.uniform(0.05, 0.95, 20_000)
     y = (rng.random(20_000) < p).astype(float)
-    good = stats.calibration(y, p, bins=10)
+    good = calibration_stats.calibration(y, p, bins=10)
     assert good.ece < good.ece_noise * 1.5 and good.ece < 0.02
     assert len(good.bins) == 10 and {b["rows"] for b in good.bins} == {2_000}
     logit = np.log(p / (1 - p))
-    bad = stats.calibration(y, 1 / (1 + np.exp(-3 * logit)), bins=10)
+    bad = calibration_stats.calibration(y, 1 / (1 + np.exp(-3 * logit)), bins=10)
     assert bad.ece > 0.1 > bad.ece_noise
 
 

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import parity
+from parity.cli.app import main
 from parity.cli.sentinel import sentinel as sentinel_cli
 from parity.featurelog import FeatureLogRecord, FeatureLogWriter
 from parity.sentinel import Sentinel, WorkspaceInputs
@@ -30,7 +31,7 @@ def _workspace(root: Path, tables: Tables, sentinel_yaml: dict[str, Any]) -> Any
     parity.init(root, name="sentinel-test")
     (root / "features.py").write_text(FEATURES_PY)
     config = (root / "parity.yaml").read_text()
-    config += "online: memory\nsentinel: " + json.dumps({"conv": sentinel_yaml}) + "\n"
+    config += "online: memory\nregistry: {allow_pickle: true}\nsentinel: " + json.dumps({"conv": sentinel_yaml}) + "\n"
     (root / "parity.yaml").write_text(config)
     ws = parity.open(root)
     traffic = world.rows(4_000, seed=21, members=10**9, start=world.NOW - timedelta(days=4))
@@ -55,6 +56,7 @@ def _workspace(root: Path, tables: Tables, sentinel_yaml: dict[str, Any]) -> Any
             pa.compute.add(converted.column("at"), hour).combine_chunks(),
             pa.array([world.NOW - timedelta(hours=1)], pa.timestamp("us", tz="UTC"))]),
     }), recorded_at="now")
+    ws.online.materialize()  # the online store serves (and reports fresh) what it applied
     writer = FeatureLogWriter(ws.feature_log_dir, on_full="block")
     for i, row in enumerate(traffic.to_pylist()):
         writer.log(FeatureLogRecord(
@@ -141,5 +143,23 @@ def test_cli_check_watch_report_rollback(tmp_path: Path, tables: Tables) -> None
     assert f"live {good} -> 1" in result.output
     assert ws.registry.aliases("conv")["live"] == 1
 
-    result = runner.invoke(sentinel_cli, ["check", "nope@1"], obj=obj)
-    assert result.exit_code == 1 and "no model named 'nope'" in result.output
+    # Errors are the root group's to show (one line, exit 2), not this module's.
+    result = runner.invoke(main, ["-w", str(tmp_path / "ws"), "sentinel", "check", "nope@1"])
+    assert result.exit_code == 2 and "no model named 'nope'" in result.output, result.output
+
+
+def test_missing_label_source_is_named_as_the_cause(tmp_path: Path, tables: Tables) -> None:
+    config = _config()
+    del config["labels"]
+    ws, traffic = _workspace(tmp_path / "ws", tables, config)
+    version = ws.registry.register("conv", tables.good, feature_sets=[world.member_features],
+                                   training_set={"path": "train.parquet"}).version
+    verdict = Sentinel(ws.registry, WorkspaceInputs(ws), config=ws.config["sentinel"],
+                       clock=lambda: world.NOW).check("conv", version)
+    shadow = verdict.result("shadow_accuracy")
+    assert shadow.status == "not_enough_data"
+    assert "no label source configured" in shadow.reason and "labels.source" in shadow.reason
+    assert f"{traffic.num_rows} predictions" in shadow.reason
+    assert "feature log is empty" not in verdict.to_json()
+    # Drift needs no labels: it judged the logged traffic.
+    assert verdict.result("drift").evidence["rows_live"] == traffic.num_rows

@@ -4,21 +4,19 @@ A thin layer over ``parity.sentinel.Sentinel``. The workspace comes from ``ctx.o
 (registry, online store, fact log, feature log, definitions and the ``sentinel:`` section of
 ``parity.yaml``).
 
-Exit codes of ``check``: 0 pass, 1 fail (or an error), 3 not enough data.
+Exit codes of ``check``: 0 pass, 1 fail, 3 not enough data. Errors propagate to the root
+group in ``parity.cli.app``, which turns every ParityError and OSError into one line (exit 2).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from parity.errors import ParityError
 from parity.sentinel import Sentinel, Verdict, WorkspaceInputs
 
 EXIT_NOT_ENOUGH_DATA = 3
@@ -54,15 +52,14 @@ def check(ctx: click.Context, ref: str, promote: bool) -> None:
       parity sentinel check churn@4
     """
     model, version = _parse(ref)
-    with _errors():
-        gate = _sentinel(ctx)
-        verdict = gate.check(model, version)
-        _print(verdict)
-        if promote and verdict.passed:
-            gate.registry.set_alias(model, "live", verdict.version,
-                                    reason=f"sentinel check --promote: {verdict.paths['verdict']}",
-                                    actor="sentinel")
-            _console().print(f"promoted: live -> {verdict.version}")
+    gate = _sentinel(ctx)
+    verdict = gate.check(model, version)
+    _print(verdict)
+    if promote and verdict.passed:
+        gate.registry.set_alias(model, "live", verdict.version,
+                                reason=f"sentinel check --promote: {verdict.paths['verdict']}",
+                                actor="sentinel")
+        _console().print(f"promoted: live -> {verdict.version}")
     if verdict.status == "fail":
         sys.exit(1)
     if verdict.status == "not_enough_data":
@@ -92,12 +89,11 @@ def watch(ctx: click.Context, model: str, interval: float | None, once: bool) ->
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    with _errors():
-        gate = _sentinel(ctx)
-        try:
-            verdicts = gate.watch(model, interval=interval, iterations=1 if once else None)
-        except KeyboardInterrupt:
-            verdicts = []
+    gate = _sentinel(ctx)
+    try:
+        verdicts = gate.watch(model, interval=interval, iterations=1 if once else None)
+    except KeyboardInterrupt:
+        verdicts = []
     for verdict in verdicts:
         _print(verdict)
     if once and not verdicts:
@@ -119,8 +115,7 @@ def report(ctx: click.Context, ref: str, output: str) -> None:
       parity sentinel report churn@4 -o churn-4.html
     """
     model, version = _parse(ref)
-    with _errors():
-        path = _sentinel(ctx).report(model, version, output)
+    path = _sentinel(ctx).report(model, version, output)
     _console().print(f"wrote {path}")
 
 
@@ -135,8 +130,7 @@ def rollback(ctx: click.Context, model: str, reason: str | None) -> None:
     Example:
       parity sentinel rollback churn --reason "conversion alert"
     """
-    with _errors():
-        event = _sentinel(ctx).rollback(model, reason)
+    event = _sentinel(ctx).rollback(model, reason)
     _console().print(f"{model}: live {event.from_version} -> {event.to_version}")
 
 
@@ -171,20 +165,16 @@ def _print(verdict: Verdict) -> None:
         table.add_row(result.check, f"[{_STYLE.get(result.status, '')}]{result.status}[/]",
                       result.reason)
     console.print(table)
+    window = verdict.shadow_window or {}
+    if window.get("summary"):
+        console.print(window["summary"])
+    for warning in verdict.warnings:
+        console.print(f"[yellow]warning[/] {warning.code}: {warning.message}")
     for key in ("verdict", "report"):
         if verdict.paths.get(key):
             console.print(f"{key}: {verdict.paths[key]}")
     if verdict.decision:
         console.print(f"decision: {verdict.decision}")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Show parity errors as a one-line CLI error (exit code 1) instead of a traceback."""
-    try:
-        yield
-    except ParityError as err:
-        raise click.ClickException(str(err)) from err
 
 
 def _console() -> Console:

@@ -9,10 +9,11 @@
     sentinel.watch("churn")   # promote each passing `candidate` to `live`, alert on a fail
 
 Modules: ``verdict`` (results and verdicts, JSON), ``config`` (thresholds per model),
-``stats`` (bootstrap, PSI, KS, chi-squared, ECE), ``isolation`` (artifact in a child process),
-``context`` (the checks' plain inputs), ``checks`` (one module per check), ``inputs`` (where
-the inputs come from), ``gate`` (check, watch, promote, rollback), ``alerts``, ``store``,
-``report`` (self-contained HTML). See docs/sentinel.md.
+``stats`` (bootstrap, PSI, KS, chi-squared), ``calibration_stats`` (ECE), ``isolation``
+(artifact in a child process), ``context`` (the checks' plain inputs), ``window`` (shadow
+rows after training), ``checks`` (one module per check), ``inputs`` (where the inputs come
+from), ``gate`` (check, watch, promote, rollback), ``protocols`` (what the gate needs from
+the registry), ``alerts``, ``store``, ``report`` (self-contained HTML). See docs/sentinel.md.
 """
 
 from parity.sentinel.alerts import Alerter, Hook, alert_payload
@@ -26,6 +27,7 @@ from parity.sentinel.config import (
     DriftConfig,
     LabelsConfig,
     LatencyConfig,
+    SegmentsConfig,
     SentinelConfig,
     ShadowConfig,
     config_for,
@@ -69,6 +71,7 @@ __all__ = [
     "IsolatedRun",
     "LabelsConfig",
     "LatencyConfig",
+    "SegmentsConfig",
     "Sentinel",
     "SentinelConfig",
     "SentinelInputs",

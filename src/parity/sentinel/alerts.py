@@ -16,7 +16,8 @@ from typing import Any
 from parity.sentinel.verdict import Verdict
 
 Hook = Callable[[Verdict, str], None]
-"""A Python hook: called with the verdict and the event (``stopped``, ``promoted``, ``held``)."""
+"""A Python hook: called with the verdict and the event (``stopped``, ``promoted``, ``held``,
+``warning``)."""
 
 LOGGER = logging.getLogger("parity.sentinel")
 
@@ -25,7 +26,8 @@ class Alerter:
     """Sends one alert per decision to the log, an optional webhook and optional hooks.
 
     ``webhook`` receives a POST with a JSON body (``alert_payload``); ``notify`` decides which
-    events go to the webhook and hooks (default: only ``stopped``; the log gets every event).
+    events go to the webhook and hooks (default: ``stopped`` and ``warning``, the evidence of a
+    world that moved under both models; the log gets every event).
     """
 
     def __init__(
@@ -33,7 +35,7 @@ class Alerter:
         webhook: str | None = None,
         hooks: Sequence[Hook] = (),
         *,
-        notify: Sequence[str] = ("stopped",),
+        notify: Sequence[str] = ("stopped", "warning"),
         timeout: float = 5.0,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -48,7 +50,7 @@ class Alerter:
         line = f"sentinel {event}: {verdict.headline()}"
         if verdict.paths.get("report"):
             line += f" (report: {verdict.paths['report']})"
-        level = logging.WARNING if event == "stopped" else logging.INFO
+        level = logging.WARNING if event in ("stopped", "warning") else logging.INFO
         self.logger.log(level, line)
         if event not in self.notify:
             return []
@@ -81,6 +83,7 @@ def alert_payload(verdict: Verdict, event: str) -> dict[str, Any]:
             {"check": r.check, "reason": r.reason, "codes": sorted(r.codes)}
             for r in verdict.failures
         ],
+        "warnings": [w.to_dict() for w in verdict.warnings],
         "report": verdict.paths.get("report"),
         "checked_at": verdict.checked_at.isoformat(),
     }

@@ -10,29 +10,29 @@ every model and a model's own section overrides it, one check at a time::
         checks: [artifact, contract, dependent_data, shadow_accuracy, drift, calibration, latency]
         dependent_data: {max_age: {plays: 2h}, default_max_age: 1d}
         labels: {source: churned, window: 30d}
-        latency: {p99_ms: 20}
+        latency: {budget_ms: 20}
         webhook: https://hooks.example.com/ml-alerts
 
 Durations are written like ``90s``, ``15m``, ``2h``, ``7d`` (or a number of seconds). Every
 unknown key is refused with the list of known ones, so a typo never silently disables a check.
-The same objects can be built in code: ``SentinelConfig(latency=LatencyConfig(p99_ms=20))``.
+The same objects can be built in code: ``SentinelConfig(latency=LatencyConfig(budget_ms=20))``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import timedelta
 from typing import Any
 
 from parity.errors import DefinitionError, WorkspaceError
-from parity.timeutil import parse_duration
+from parity.sentinel.config_values import coerce
 
 CHECK_NAMES = (
     "artifact",
     "contract",
     "dependent_data",
     "shadow_accuracy",
+    "segments",
     "drift",
     "calibration",
     "latency",
@@ -90,7 +90,7 @@ class LabelsConfig:
 
 @dataclass(frozen=True)
 class ShadowConfig:
-    """Non-inferiority of the candidate on recent labelled traffic.
+    """Non-inferiority of the candidate on recent labelled traffic it was not trained on.
 
     Pass when the lower end of the ``confidence`` paired bootstrap interval of the metric
     difference (candidate minus live, oriented so that higher is better) is above
@@ -110,6 +110,32 @@ class ShadowConfig:
     anchor_margin: float = _opt(0.02, "float")
     window: float | None = _opt(7 * DAY, "optduration")
     max_rows: int = _opt(100_000, "int")
+    gap: float | None = _opt(None, "optduration")
+    require_training_window: bool = _opt(True, "bool")
+
+
+@dataclass(frozen=True)
+class SegmentsConfig:
+    """Per-segment comparison with live (see ``parity.sentinel.checks.segments``).
+
+    ``columns``: segment columns (None: each categorical feature and request field, and the
+    ``top_numeric`` numeric features most associated with live's scores); ``bands`` quantile
+    bands and the top/bottom ``tails`` per numeric column; ``min_rows`` and ``min_per_class``
+    for a segment to be judged; ``metric`` and ``margin`` default to shadow_accuracy's;
+    ``alpha`` is the Holm family-wise level.
+    """
+
+    columns: tuple[str, ...] | None = _opt(None, "optstrs")
+    top_numeric: int = _opt(3, "int")
+    bands: int = _opt(4, "int")
+    tails: tuple[float, ...] = _opt((0.1, 0.02), "floats")
+    max_categories: int = _opt(20, "int")
+    min_rows: int = _opt(100, "int")
+    min_per_class: int = _opt(10, "int")
+    metric: str | None = _opt(None, "optstr")
+    margin: float | None = _opt(None, "optfloat")
+    alpha: float = _opt(0.05, "float")
+    bootstrap: int = _opt(400, "int")
 
 
 @dataclass(frozen=True)
@@ -136,13 +162,23 @@ class DriftConfig:
 class CalibrationConfig:
     """Expected calibration error over ``bins`` equal-mass bins, and mean prediction vs rate.
 
-    Fails when the ECE exceeds both ``max_ece`` and the ``1 - alpha`` quantile of the ECE a
-    perfectly calibrated model would show on this many rows; likewise for the gap between
-    mean prediction and observed rate against ``max_mean_gap``.
+    Absolute: the ECE exceeds both ``max_ece`` and the ``1 - alpha`` quantile of the ECE a
+    perfectly calibrated model would show on this many rows (likewise the gap between mean
+    prediction and observed rate against ``max_mean_gap``). Relative: the paired bootstrap
+    ``confidence`` interval of (candidate ECE - live ECE) on the same rows lies wholly above
+    ``max_ece_increase`` or ``relative_increase`` times live's ECE, whichever is larger (a
+    world that miscalibrates both models makes small differences between them large in
+    absolute terms); the mean gap likewise. With a live model the relative test decides (a
+    candidate over the absolute limit but no worse than live gets a warning); without one,
+    the absolute test.
     """
 
     max_ece: float = _opt(0.05, "float")
     max_mean_gap: float = _opt(0.05, "float")
+    max_ece_increase: float = _opt(0.01, "float")
+    relative_increase: float = _opt(0.25, "float")
+    confidence: float = _opt(0.95, "float")
+    bootstrap: int = _opt(200, "int")
     bins: int = _opt(10, "int")
     alpha: float = _opt(0.01, "float")
     min_samples: int = _opt(1000, "int")
@@ -150,9 +186,20 @@ class CalibrationConfig:
 
 @dataclass(frozen=True)
 class LatencyConfig:
-    """The candidate's p99 time to score one request (``batch_rows`` rows), in milliseconds."""
+    """Scoring time of one request (``batch_rows`` rows), judged two ways.
 
-    p99_ms: float = _opt(50.0, "float")
+    Relative: the candidate/live ratio of median per-call times, timed interleaved on the same
+    rows, fails when its ``confidence`` interval lies wholly above ``max_ratio`` (None: off)
+    and the candidate's median exceeds ``min_ms``. Absolute: the ``budget_quantile`` of
+    per-call times against ``budget_ms`` (None: off), confirmed by a second run before failing.
+    """
+
+    budget_ms: float | None = _opt(50.0, "optfloat")
+    budget_quantile: float = _opt(0.9, "float")
+    max_ratio: float | None = _opt(2.0, "optfloat")
+    min_ms: float = _opt(1.0, "float")
+    confidence: float = _opt(0.95, "float")
+    bootstrap: int = _opt(1000, "int")
     requests: int = _opt(300, "int")
     warmup: int = _opt(20, "int")
     batch_rows: int = _opt(1, "int")
@@ -165,6 +212,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "dependent_data": DependentDataConfig,
     "labels": LabelsConfig,
     "shadow_accuracy": ShadowConfig,
+    "segments": SegmentsConfig,
     "drift": DriftConfig,
     "calibration": CalibrationConfig,
     "latency": LatencyConfig,
@@ -178,7 +226,8 @@ class SentinelConfig:
     ``checks`` are run in order (names of built-in or registered checks);
     ``allow_not_enough_data`` lists checks whose "not enough data" does not hold a model back;
     ``webhook`` is POSTed a JSON alert when a candidate is stopped; ``interval`` is the
-    watcher's polling period; ``seed`` fixes every random draw (bootstrap, subsamples).
+    watcher's polling period; ``seed`` fixes every random draw (bootstrap, subsamples);
+    ``scoring_threads`` caps BLAS/OpenMP threads while the sentinel scores models (0: no cap).
     """
 
     checks: tuple[str, ...] = _opt(CHECK_NAMES, "strs")
@@ -186,11 +235,13 @@ class SentinelConfig:
     seed: int = _opt(0, "int")
     webhook: str | None = _opt(None, "optstr")
     interval: float = _opt(60.0, "duration")
+    scoring_threads: int = _opt(1, "int")
     artifact: ArtifactConfig = field(default_factory=ArtifactConfig)
     contract: ContractConfig = field(default_factory=ContractConfig)
     dependent_data: DependentDataConfig = field(default_factory=DependentDataConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     shadow_accuracy: ShadowConfig = field(default_factory=ShadowConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
@@ -207,8 +258,21 @@ class SentinelConfig:
                 f"sentinel: shadow_accuracy.confidence must lie between 0.5 and 1, got "
                 f"{self.shadow_accuracy.confidence}"
             )
+        if not 0 < self.latency.budget_quantile < 1:
+            raise WorkspaceError(
+                f"sentinel: latency.budget_quantile must lie between 0 and 1 (0.9 judges the "
+                f"p90), got {self.latency.budget_quantile}")
+        if self.segments.metric is not None and self.segments.metric not in METRICS:
+            raise WorkspaceError(
+                f"sentinel: segments.metric {self.segments.metric!r} is not supported; use one "
+                f"of {', '.join(METRICS)}")
+        bad_tails = [t for t in self.segments.tails if not 0 < t < 0.5]
+        if bad_tails:
+            raise WorkspaceError(
+                f"sentinel: segments.tails must lie between 0 and 0.5 (0.02 is the top and "
+                f"bottom 2%), got {bad_tails}")
         for name in ("alpha",):
-            for section in (self.drift, self.calibration):
+            for section in (self.drift, self.calibration, self.segments):
                 value = getattr(section, name)
                 if not 0 < value < 1:
                     raise WorkspaceError(f"sentinel: {name} must lie between 0 and 1, got {value}")
@@ -231,7 +295,7 @@ def config_for(section: Mapping[str, Any] | None, model: str) -> SentinelConfig:
     """The configuration of ``model`` from a ``sentinel:`` section keyed by model name.
 
     ``section["defaults"]`` applies first, ``section[model]`` overrides it section by section
-    (a model's ``latency: {p99_ms: 20}`` keeps the default ``requests``).
+    (a model's ``latency: {budget_ms: 20}`` keeps the default ``requests``).
     """
     section = section or {}
     if not isinstance(section, Mapping):
@@ -272,7 +336,7 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
         if name in _SECTIONS and cls is SentinelConfig:
             values[name] = _build(_SECTIONS[name], value or {}, path)
         else:
-            values[name] = _coerce(value, spec.metadata.get("kind", "any"), path)
+            values[name] = coerce(value, spec.metadata.get("kind", "any"), path)
     if cls is SentinelConfig and "checks" in values:
         _check_names(values["checks"], where)
     try:
@@ -293,82 +357,6 @@ def _check_names(checks: tuple[str, ...], where: str) -> None:
         )
 
 
-def _coerce(value: Any, kind: str, path: str) -> Any:
-    try:
-        return _COERCERS[kind](value, path)
-    except (TypeError, ValueError, DefinitionError) as err:
-        raise WorkspaceError(f"parity.yaml: {path} = {value!r} is not valid: {err}") from None
-
-
-def _duration(value: Any, path: str) -> float:
-    if isinstance(value, bool):
-        raise TypeError("expected a duration such as 90s, 15m, 2h or 7d")
-    if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError("a duration must be positive")
-        return float(value)
-    if isinstance(value, (str, timedelta)):
-        us = parse_duration(value, path)
-        assert us is not None
-        return us / 1e6
-    raise TypeError("expected a duration such as 90s, 15m, 2h or 7d")
-
-
-def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("expected a number")
-    return float(value)
-
-
-def _integer(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TypeError("expected a whole number >= 0")
-    return value
-
-
-def _strings(value: Any, path: str) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-        raise TypeError("expected a list of names")
-    return tuple(items)
-
-
-def _ref(value: Any, path: str) -> int | str | None:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    if isinstance(value, str):
-        return int(value) if value.isdigit() else value
-    raise TypeError("expected a version number or an alias name")
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError("expected true or false")
-    return value
-
-
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError("expected text")
-    return value
-
-
-_COERCERS: dict[str, Any] = {
-    "any": lambda v, p: v,
-    "duration": _duration,
-    "optduration": lambda v, p: None if v is None else _duration(v, p),
-    "durations": lambda v, p: {str(k): _duration(d, f"{p}.{k}") for k, d in dict(v).items()},
-    "float": _number,
-    "optfloat": lambda v, p: None if v is None else _number(v, p),
-    "int": _integer,
-    "str": _string,
-    "optstr": lambda v, p: None if v is None else _string(v, p),
-    "strs": _strings,
-    "optstrs": lambda v, p: None if v is None else _strings(v, p),
-    "ref": _ref,
-    "bool": _bool,
-}
-
 __all__ = [
     "CHECK_NAMES",
     "METRICS",
@@ -379,6 +367,7 @@ __all__ = [
     "DriftConfig",
     "LabelsConfig",
     "LatencyConfig",
+    "SegmentsConfig",
     "SentinelConfig",
     "ShadowConfig",
     "config_for",

@@ -6,7 +6,8 @@ computed once per model and shared by the checks (``scores``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,17 +18,24 @@ import pyarrow as pa
 
 from parity.definitions import FeatureSet
 from parity.sentinel.config import SentinelConfig
+from parity.sentinel.isolation import ArtifactReader
 from parity.sentinel.verdict import CheckResult
+from parity.sentinel.window import ShadowWindow
 
 CANDIDATE, LIVE, ANCHOR = "candidate", "live", "anchor"
 
 
 @dataclass
 class ArtifactRef:
-    """Where the candidate's artifact lives and the sha256 the registry recorded for it."""
+    """Where the candidate's artifact lives and the sha256 the registry recorded for it.
+
+    ``reader`` (the registry's artifact store) verifies sha256 and signature; without it the
+    artifact check refuses the artifact rather than deserialise an unverified file.
+    """
 
     path: Path
     sha256: str
+    reader: ArtifactReader | None = None
 
 
 @dataclass
@@ -41,8 +49,12 @@ class CheckContext:
     - ``registered_feature_sets``: feature set versions the registry recorded for the candidate.
     - ``feature_sets``: the current definitions (what serving computes).
     - ``online_types``: feature (and request field) name -> dtype available online; None: unknown.
-    - ``shadow``: recent real traffic with features, request fields and the ``label`` column.
-    - ``training``: the candidate's training rows (features), for drift.
+    - ``shadow``: recent labelled real traffic (features, request fields, ``label``) that
+      neither model trained on (see ``window``); ``shadow_note`` says why there is none;
+      ``shadow_window`` how it was chosen.
+    - ``traffic``: recent traffic, labelled or not (drift and latency need no labels).
+    - ``training`` / ``live_training``: the candidate's and live's training rows.
+    - ``identical_to_live``: the live version whose artifact is byte-identical, if any.
     - ``sources``: the sources the candidate depends on; ``freshness`` the latest
       ``recorded_at`` held for each (None: no data at all).
     - ``requirements``: other things the model declared it needs -> whether present.
@@ -63,8 +75,14 @@ class CheckContext:
     feature_sets: Mapping[str, FeatureSet] | None = None
     online_types: Mapping[str, str] | None = None
     shadow: pa.Table | None = None
+    shadow_note: str | None = None
+    shadow_window: ShadowWindow | None = None
+    traffic: pa.Table | None = None
+    request_fields: list[str] = field(default_factory=list)
     label: str = "label"
     training: pa.Table | None = None
+    live_training: pa.Table | None = None
+    identical_to_live: int | None = None
     sources: list[str] = field(default_factory=list)
     freshness: Mapping[str, datetime | None] = field(default_factory=dict)
     requirements: Mapping[str, bool] = field(default_factory=dict)
@@ -89,7 +107,8 @@ class CheckContext:
         if which not in self._scores:
             predictor = self.predictor(which)
             if predictor is None or self.shadow is None:
-                raise LookupError(f"no {which} predictor or no shadow rows to score")
+                raise LookupError(self.shadow_note if self.shadow is None and self.shadow_note
+                                  else f"no {which} predictor or no shadow rows to score")
             try:
                 outputs = predictor.predict_table(self.shadow)
                 self._scores[which] = as_numbers(outputs)
@@ -98,6 +117,11 @@ class CheckContext:
                                             f"{type(err).__name__}: {err}"
                 raise RuntimeError(self._score_errors[which]) from err
         return self._scores[which]
+
+    def no_shadow_reason(self) -> str:
+        """Why there are no labelled shadow rows, naming the true cause when it is known."""
+        return self.shadow_note or ("no labelled shadow rows: the feature log has no recent "
+                                    "predictions with known labels yet")
 
     def missing_features(self, which: str = CANDIDATE) -> list[str]:
         """Features the predictor reads that the shadow rows lack (the contract reports them)."""
@@ -123,6 +147,23 @@ class CheckContext:
             if fs is not None:
                 names += [f.name for f in fs.features]
         return names
+
+
+@contextmanager
+def scoring_threads(threads: int) -> Iterator[None]:
+    """Cap BLAS/OpenMP thread pools at ``threads`` while scoring (0: leave them alone).
+
+    A one-row predict that wakes a pool of threads per call measures the pool and the other
+    processes on the machine, not the model (issue 8: a one-row HistGradientBoosting predict
+    had a p99 of 5.6 s with all threads on a loaded machine, 70 ms with one).
+    """
+    if threads <= 0:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
 
 
 def as_numbers(outputs: Any) -> np.ndarray:

@@ -26,19 +26,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from parity.errors import NotFoundError, ParityError
 from parity.predictor import Predictor, as_predictor
+from parity.registry.base import AliasEvent, ModelVersion
 from parity.sentinel.alerts import Alerter, Hook
 from parity.sentinel.checks import Check, get_check, run_check
 from parity.sentinel.config import SentinelConfig, config_for
-from parity.sentinel.context import LIVE, ArtifactRef, CheckContext
-from parity.sentinel.inputs import SentinelInputs, ShadowRows, StaticInputs
+from parity.sentinel.context import LIVE, ArtifactRef, CheckContext, scoring_threads
+from parity.sentinel.inputs import SentinelInputs, ShadowRows, StaticInputs, entity_keys
+from parity.sentinel.protocols import ModelRegistry
 from parity.sentinel.store import VerdictStore
 from parity.sentinel.verdict import FAIL, PASS, CheckResult, Verdict, overall_status
+from parity.sentinel.window import restrict, training_window
 from parity.timeutil import UTC
 
 LOGGER = logging.getLogger("parity.sentinel")
 CANDIDATE_ALIAS, LIVE_ALIAS = "candidate", "live"
+# Warnings about the world (and so about live), not about the candidate: alerted on their own.
+WORLD_WARNINGS = frozenset({"drift.world_moved", "calibration.live_too",
+                            "calibration.live_gap_too"})
 ConfigSource = SentinelConfig | Mapping[str, Any] | Callable[[str], SentinelConfig] | None
 
 
@@ -54,7 +62,7 @@ class Sentinel:
 
     def __init__(
         self,
-        registry: Any,
+        registry: ModelRegistry,
         inputs: SentinelInputs | None = None,
         *,
         config: ConfigSource = None,
@@ -116,6 +124,8 @@ class Sentinel:
             live_version=ctx.live_version,
             anchor_version=ctx.anchor_version,
             config={**config.to_dict(), "notes": ctx.notes},
+            shadow_window=None if ctx.shadow_window is None else ctx.shadow_window.to_dict(),
+            identical_to_live=ctx.identical_to_live,
         )
         if save:
             self.save(verdict)
@@ -130,7 +140,7 @@ class Sentinel:
             html = render_html(verdict)
         return self.store.save(verdict, html)
 
-    def _context(self, version: Any, config: SentinelConfig,
+    def _context(self, version: ModelVersion, config: SentinelConfig,
                  checks: Sequence[Check]) -> CheckContext:
         """Gather the inputs; the checks' ``prepare`` runs as soon as the sample rows are known,
         so that the artifact's child process works while the rest is gathered."""
@@ -139,21 +149,18 @@ class Sentinel:
         ctx = CheckContext(model=name, version=version.version, config=config, now=now)
         ctx.registered_feature_sets = dict(version.feature_sets)
         ctx.artifact = ArtifactRef(
-            self.registry.artifacts.path_for(version.artifact_sha256), version.artifact_sha256
+            self.registry.artifacts.path_for(version.artifact_sha256), version.artifact_sha256,
+            reader=self.registry.artifacts,
         )
-        shadow = self._shadow(name, config, now, ctx)
-        ctx.shadow, ctx.label = shadow.table, shadow.label
-        if "drift" in config.checks:
-            try:
-                ctx.training = self.inputs.training_rows(version.training_set)
-            except (OSError, ParityError, ValueError) as err:
-                ctx.notes.append(f"training rows could not be read: {err}")
+        ctx.feature_sets = self.inputs.feature_sets()
+        live = self._live_version(version, ctx)
+        self._shadow_window(ctx, version, live, config)
         for check in checks:
             prepare = getattr(check, "prepare", None)
             if callable(prepare):
                 prepare(ctx)
         try:
-            self._gather(ctx, version, config, shadow)
+            self._gather(ctx, version, config, live)
         except BaseException:
             for work in ctx.pending.values():  # do not leave a child process behind
                 cancel = getattr(work, "cancel", None)
@@ -162,19 +169,81 @@ class Sentinel:
             raise
         return ctx
 
-    def _gather(self, ctx: CheckContext, version: Any, config: SentinelConfig,
-                shadow: ShadowRows) -> None:
+    def _live_version(self, version: ModelVersion, ctx: CheckContext) -> ModelVersion | None:
+        """The live version to compare with (None: none, or the candidate is itself live)."""
+        live = self.registry.aliases(version.name).get(LIVE_ALIAS)
+        if live is None:
+            return None
+        if live == version.version:
+            ctx.notes.append(f"version {live} is itself live: no live model to compare with")
+            return None
+        record = self.registry.get(version.name, live)
+        if record.artifact_sha256 == version.artifact_sha256:
+            ctx.identical_to_live = live
+            ctx.notes.append(f"the candidate's artifact is byte-identical to live version "
+                             f"{live} (sha256 {version.artifact_sha256[:12]}); the checks "
+                             f"below confirm it behaves the same")
+        return record
+
+    def _shadow_window(self, ctx: CheckContext, version: ModelVersion,
+                       live: ModelVersion | None, config: SentinelConfig) -> None:
+        """Shadow rows restricted to what neither model trained on (see ``window``)."""
+        shadow = self._shadow(version.name, config, ctx.now or self.clock(), ctx)
+        ctx.label, ctx.request_fields = shadow.label, list(shadow.request_fields)
+        keys = entity_keys(ctx.feature_sets or {}, dict(version.feature_sets))
+        ctx.training = self._training_rows(version, ctx, "candidate")
+        windows = [training_window("candidate", version.version, version.training_set,
+                                   ctx.training, keys)]
+        if live is not None:
+            ctx.live_training = self._training_rows(live, ctx, "live")
+            windows.append(training_window("live", live.version, live.training_set,
+                                           ctx.live_training, keys))
+        gap = config.shadow_accuracy.gap or 0.0
+        if shadow.traffic is not None and shadow.traffic.num_rows:
+            try:
+                recent, _ = restrict(shadow.traffic, windows, gap_s=gap, require_candidate=False)
+            except ParityError as err:
+                ctx.notes.append(f"traffic could not be placed in time: {err}")
+                recent = None
+            # Drift and latency need no labels; prefer traffic after training when there is any.
+            ctx.traffic = recent if recent is not None and recent.num_rows else shadow.traffic
+        if shadow.table is None:
+            ctx.shadow_note = shadow.note
+            return
+        try:
+            ctx.shadow, ctx.shadow_window = restrict(
+                shadow.table, windows, gap_s=gap,
+                require_candidate=config.shadow_accuracy.require_training_window)
+        except ParityError as err:
+            ctx.shadow_note = f"the shadow rows cannot be placed in time: {err}"
+            return
+        window = ctx.shadow_window
+        ctx.notes.append(window.describe())
+        ctx.notes.extend(window.notes)
+        if window.refusal:
+            ctx.shadow_note = window.refusal
+        elif window.kept == 0:
+            ctx.shadow_note = (f"none of the {window.offered} labelled shadow rows comes after "
+                               f"the training data ({window.describe()}); serve traffic after "
+                               f"the training period and wait for its labels")
+
+    def _training_rows(self, version: ModelVersion, ctx: CheckContext,
+                       role: str) -> pa.Table | None:
+        try:
+            return self.inputs.training_rows(version.training_set)
+        except (OSError, ParityError, ValueError) as err:
+            ctx.notes.append(f"the {role} model's training rows (v{version.version}) could not "
+                             f"be read: {err}")
+            return None
+
+    def _gather(self, ctx: CheckContext, version: ModelVersion, config: SentinelConfig,
+                live: ModelVersion | None) -> None:
         name = version.name
-        ctx.feature_sets = self.inputs.feature_sets()
-        aliases = self.registry.aliases(name)
-        live = aliases.get(LIVE_ALIAS)
-        if live is not None and live != version.version:
-            ctx.live_version = live
-            ctx.live = self._load_trusted(name, live, ctx, "live")
+        if live is not None:
+            ctx.live_version = live.version
+            ctx.live = self._load_trusted(name, live.version, ctx, "live")
             if ctx.live is None:
                 ctx.live_version = None
-        elif live == version.version:
-            ctx.notes.append(f"version {live} is itself live: no live model to compare with")
         anchor = config.shadow_accuracy.anchor
         if anchor is not None and "shadow_accuracy" in config.checks:
             try:
@@ -185,7 +254,8 @@ class Sentinel:
                 if anchor_version != version.version:
                     ctx.anchor_version = anchor_version
                     ctx.anchor = self._load_trusted(name, anchor_version, ctx, "anchor")
-        ctx.online_types = self.inputs.online_types(shadow)
+        ctx.online_types = self.inputs.online_types(
+            ShadowRows(ctx.traffic, ctx.label, request_fields=ctx.request_fields))
         ctx.sources = self.inputs.sources(dict(version.feature_sets))
         fresh_for = list(dict.fromkeys(
             [*ctx.sources, *(r for r in config.dependent_data.requires if "/" not in r)]))
@@ -218,7 +288,8 @@ class Sentinel:
                 if n in (ctx.registered_feature_sets or {})]
         return as_predictor(model, sets)
 
-    def _run(self, ctx: CheckContext, checks: list[Check], version: Any) -> list[CheckResult]:
+    def _run(self, ctx: CheckContext, checks: list[Check],
+             version: ModelVersion) -> list[CheckResult]:
         needs = {c.name: bool(getattr(c, "needs_candidate", False)) for c in checks}
         results: dict[str, CheckResult] = {}
         first = [c for c in checks if not needs[c.name] and c.name != "artifact"]
@@ -226,21 +297,22 @@ class Sentinel:
         later = [c for c in checks if needs[c.name]]
         for check in first:
             results[check.name] = run_check(check, ctx)
-        if later and ctx.live is not None and ctx.shadow is not None:
-            # While the artifact's child process works: score the (trusted) live model.
-            with contextlib.suppress(Exception):  # a scoring error is kept for the checks
-                ctx.scores(LIVE)
-        for check in artifact:
-            results[check.name] = run_check(check, ctx)
-        if later:
-            artifact_ok = not artifact or results["artifact"].status == PASS
-            if artifact_ok:
-                try:
-                    ctx.candidate = self._predictor(self.registry.load_version(version), ctx)
-                except ParityError as err:
-                    ctx.notes.append(f"the candidate could not be loaded here: {err}")
-            for check in later:
+        with scoring_threads(ctx.config.scoring_threads):
+            if later and ctx.live is not None and ctx.shadow is not None:
+                # While the artifact's child process works: score the (trusted) live model.
+                with contextlib.suppress(Exception):  # a scoring error is kept for the checks
+                    ctx.scores(LIVE)
+            for check in artifact:
                 results[check.name] = run_check(check, ctx)
+            if later:
+                artifact_ok = not artifact or results["artifact"].status == PASS
+                if artifact_ok:
+                    try:
+                        ctx.candidate = self._predictor(self.registry.load_version(version), ctx)
+                    except ParityError as err:
+                        ctx.notes.append(f"the candidate could not be loaded here: {err}")
+                for check in later:
+                    results[check.name] = run_check(check, ctx)
         return [results[c.name] for c in checks]
 
     # --- watching -------------------------------------------------------------------------
@@ -281,6 +353,10 @@ class Sentinel:
                 actor="sentinel",
             )
         alerter.send(verdict, verdict.decision)
+        if any(w.code in WORLD_WARNINGS for w in verdict.warnings):
+            # A world that moved under both models is its own alert, whatever was decided:
+            # live is exposed to it too.
+            alerter.send(verdict, "warning")
         return verdict
 
     def watch(
@@ -314,7 +390,7 @@ class Sentinel:
 
     # --- rollback and reports --------------------------------------------------------------
 
-    def rollback(self, model: str, reason: str | None = None) -> Any:
+    def rollback(self, model: str, reason: str | None = None) -> AliasEvent:
         """Put the previous live version back (an alias move recorded in its history)."""
         return self.registry.rollback(model, LIVE_ALIAS, reason=reason or "sentinel rollback",
                                       actor="sentinel")

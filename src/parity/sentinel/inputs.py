@@ -14,8 +14,10 @@ code that already has its tables); ``WorkspaceInputs`` reads a workspace:
 - shadow rows: the feature log (``feature_log_dir``) joined with the label source's facts by
   ``training_set_from_log``, restricted to the model, the last ``shadow_accuracy.window``
   and the newest ``shadow_accuracy.max_rows`` rows;
+- traffic: the same feature log rows without labels (drift and latency need none);
 - training rows: the file named by the version's ``training_set`` lineage (``path``,
-  ``file`` or ``source``: Parquet or CSV, relative to the workspace root).
+  ``file`` or ``source``: Parquet or CSV, relative to the workspace root); the gate reads
+  them for the candidate and for live to set the shadow window (see ``window``).
 """
 
 from __future__ import annotations
@@ -33,17 +35,27 @@ from parity.definitions import FeatureSet
 from parity.sentinel.config import SentinelConfig
 from parity.timeutil import us_to_datetime
 
-REQUEST_PREFIX = "request."  # request fields in the feature log's flat table (docs/feature-log.md)
+# Column prefixes of the feature log's flat table (docs/feature-log.md).
+KEY_PREFIX, REQUEST_PREFIX, FEATURE_PREFIX = "key.", "request.", "feature."
 
 
 @dataclass
 class ShadowRows:
-    """Recent labelled traffic, or None with the reason why there is none."""
+    """Recent labelled traffic, or None with the reason why there is none.
+
+    ``traffic`` is recent traffic whether labelled or not (features, keys and ``at``): drift
+    and latency need no labels, so a missing label source does not hide the traffic from them.
+    """
 
     table: pa.Table | None
     label: str = "label"
     note: str | None = None
     request_fields: list[str] = field(default_factory=list)
+    traffic: pa.Table | None = None
+
+    def __post_init__(self) -> None:
+        if self.traffic is None:
+            self.traffic = self.table
 
 
 class SentinelInputs(Protocol):
@@ -90,6 +102,7 @@ class StaticInputs:
     label: str = "label"
     training: pa.Table | None = None
     present: Mapping[str, bool] = field(default_factory=dict)
+    training_sets: Mapping[str, pa.Table] = field(default_factory=dict)
 
     def feature_sets(self) -> Mapping[str, FeatureSet] | None:
         """See ``SentinelInputs``."""
@@ -116,7 +129,13 @@ class StaticInputs:
                           else "no shadow rows were given")
 
     def training_rows(self, training_set: Mapping[str, Any] | None) -> pa.Table | None:
-        """See ``SentinelInputs``."""
+        """See ``SentinelInputs``: ``training_sets[lineage path]``, else ``training`` for a
+        version with any lineage, else None (a version registered without lineage)."""
+        if training_set is None:
+            return None
+        path = training_set.get("path")
+        if isinstance(path, str) and path in self.training_sets:
+            return self.training_sets[path]
         return self.training
 
     def requirements(self, needs: Sequence[str]) -> Mapping[str, bool]:
@@ -179,30 +198,30 @@ class WorkspaceInputs:
         if log.num_rows == 0:
             return ShadowRows(None, labels.name, f"the feature log has no predictions of "
                               f"{model!r}", request_fields)
+        traffic = _recent(_unlabelled(log), config, now)
         if labels.source is None:
-            return ShadowRows(None, labels.name, "no label source configured: set "
-                              "sentinel labels.source to the source whose facts are the "
-                              "outcomes", request_fields)
+            return ShadowRows(None, labels.name, "no label source configured: set sentinel "
+                              f"{model}.labels.source in parity.yaml to the source whose facts "
+                              "are the outcomes (the feature log holds "
+                              f"{log.num_rows} predictions of {model!r})", request_fields,
+                              traffic=traffic)
         definitions = self.workspace.definitions
         source = definitions.source(labels.source)
-        keys = list(labels.keys or _entity_keys(definitions.feature_sets, feature_sets)
+        keys = list(labels.keys or entity_keys(definitions.feature_sets, feature_sets)
                     or source.entity.key_names)
         facts = self.workspace.fact_log.read(source)
         if facts.num_rows == 0:
             return ShadowRows(None, labels.name, f"label source {labels.source!r} has no facts",
-                              request_fields)
+                              request_fields, traffic=traffic)
         table = training_set_from_log(
             log, facts, keys=keys, label_window=timedelta(seconds=labels.window),
             label_name=labels.name, how=labels.how, model=model,
         )
-        window = config.shadow_accuracy.window
-        if window is not None and table.num_rows:
-            since = pa.scalar(now - timedelta(seconds=window), table.schema.field("at").type)
-            table = table.filter(pc.greater_equal(table.column("at"), since))
-        limit = config.shadow_accuracy.max_rows
-        if table.num_rows > limit:
-            table = table.slice(table.num_rows - limit)
-        return ShadowRows(table, labels.name, None, request_fields)
+        table = _recent(table, config, now)
+        note = None if table.num_rows else (
+            f"none of the {log.num_rows} logged predictions of {model!r} has a known label yet "
+            f"(label window {labels.window / 86_400:g} days after each prediction)")
+        return ShadowRows(table, labels.name, note, request_fields, traffic=traffic)
 
     def training_rows(self, training_set: Mapping[str, Any] | None) -> pa.Table | None:
         """See ``SentinelInputs``."""
@@ -221,6 +240,27 @@ class WorkspaceInputs:
     def _path(self, value: str) -> Path:
         path = Path(value)
         return path if path.is_absolute() else Path(self.workspace.root) / path
+
+
+def _recent(table: pa.Table, config: SentinelConfig, now: datetime) -> pa.Table:
+    """The rows of the last ``shadow_accuracy.window``, at most ``max_rows`` (the newest)."""
+    window = config.shadow_accuracy.window
+    if window is not None and table.num_rows:
+        since = pa.scalar(now - timedelta(seconds=window), table.schema.field("at").type)
+        table = table.filter(pc.greater_equal(table.column("at"), since))
+    limit = config.shadow_accuracy.max_rows
+    return table.slice(table.num_rows - limit) if table.num_rows > limit else table
+
+
+def _unlabelled(log: pa.Table) -> pa.Table:
+    """The feature log as traffic: keys, ``at``, request fields and features, plain names."""
+    columns: dict[str, Any] = {}
+    for prefix in (KEY_PREFIX, REQUEST_PREFIX, FEATURE_PREFIX):
+        for name in log.column_names:
+            if name.startswith(prefix) and name[len(prefix):] not in columns:
+                columns[name[len(prefix):]] = log.column(name)
+    columns["at"] = log.column("logged_at")
+    return pa.table(columns).sort_by("at")
 
 
 def served_types(feature_sets: Any) -> dict[str, str]:
@@ -272,8 +312,9 @@ def _served_feature_sets(workspace: Any) -> list[FeatureSet]:
     return list(workspace.definitions.feature_sets.values())
 
 
-def _entity_keys(definitions: Mapping[str, FeatureSet],
-                 feature_sets: Mapping[str, str]) -> list[str]:
+def entity_keys(definitions: Mapping[str, FeatureSet],
+                feature_sets: Mapping[str, str]) -> list[str]:
+    """The entity key columns of the first of ``feature_sets`` that is defined ([] if none)."""
     for name in feature_sets:
         fs = definitions.get(name)
         if fs is not None:

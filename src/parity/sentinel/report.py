@@ -3,7 +3,8 @@
 ``render_html(verdict)`` is a pure function of the verdict (its results carry the figure
 data), so a stored ``verdict.json`` can be rendered again at any time. Plots: metric intervals
 against their thresholds, the reliability diagram, per-feature distributions (training vs
-live), the latency distribution and source freshness. They need matplotlib; without it the
+live), the latency distribution and source freshness; tables for the shadow window and the
+segments (worst first). They need matplotlib; without it the
 report still holds every table and says how to get the plots.
 """
 
@@ -30,6 +31,7 @@ font-size:.85rem}.muted{color:#57606a}table{border-collapse:collapse;margin:.6re
 td,th{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}.finding{background:#fff1f0;border-left:4px solid #cf222e;
 padding:.4rem .7rem;margin:.4rem 0}.finding code{font-weight:600}
+.warning{background:#fff8c5;border-left:4px solid #9a6700;padding:.4rem .7rem;margin:.4rem 0}
 pre{background:#f6f8fa;padding:.6rem;overflow:auto;font-size:12px}img{max-width:100%}
 .headline{font-size:1.05rem;margin:.6rem 0 1rem}
 """
@@ -71,7 +73,28 @@ def _facts(verdict: Verdict) -> str:
         ("decision", verdict.decision or "none (a check only)"),
         ("artifact sha256", verdict.artifact_sha256 or "?"),
     ]
-    return _table(["", ""], [[k, v] for k, v in rows], header=False)
+    if verdict.identical_to_live is not None:
+        rows.append(("identical artifact", f"byte-identical to live version "
+                                           f"{verdict.identical_to_live}"))
+    return _table(["", ""], [[k, v] for k, v in rows], header=False) + _window(verdict)
+
+
+def _window(verdict: Verdict) -> str:
+    """Which traffic was judged: the shadow window, what was excluded and why."""
+    window = verdict.shadow_window
+    if not window:
+        return ""
+    rows = [["judged rows", f"{window.get('kept')} of {window.get('offered')} offered"],
+            ["first and last context", f"{window.get('start') or '-'} to "
+                                       f"{window.get('end') or '-'}"],
+            ["only contexts after", window.get("after") or "unknown"]]
+    rows += [[f"excluded: {why}", n] for why, n in (window.get("excluded") or {}).items()]
+    rows += [[f"training data of the {w['role']} (v{w['version']})",
+              f"ends {w.get('end') or 'unknown'} ({w.get('origin')})"]
+             for w in window.get("training") or []]
+    if window.get("refusal"):
+        rows.append(["not judged", window["refusal"]])
+    return "<h2>Shadow window</h2>" + _table(["", ""], rows, header=False)
 
 
 def _summary(verdict: Verdict) -> str:
@@ -86,6 +109,9 @@ def _section(result: CheckResult, plots: _Plotter) -> str:
     for finding in result.findings:
         out.append(f"<div class='finding'><code>{_e(finding.code)}</code> "
                    f"{_e(finding.message)}</div>")
+    for warning in result.warnings:
+        out.append(f"<div class='warning'><code>{_e(warning.code)}</code> "
+                   f"{_e(warning.message)}</div>")
     render = _SECTIONS.get(result.check)
     if render is not None:
         out.append(render(result, plots))
@@ -110,6 +136,27 @@ def _shadow(result: CheckResult, plots: _Plotter) -> str:
     return "\n".join(out)
 
 
+def _segments(result: CheckResult, plots: _Plotter) -> str:
+    """Worst first: the candidate's metric, live's, the difference with its interval, and
+    the Holm-adjusted p-value of "the candidate is worse than live by more than the margin"."""
+    rows = result.evidence.get("segments") or []
+    if not rows:
+        return ""
+    metric = result.evidence.get("metric", "metric")
+    return (f"<p class='muted'>Worst first. A segment fails when the candidate is shown worse "
+            f"than live there by more than the margin "
+            f"{_n(result.evidence.get('margin'))} (Holm-adjusted p below "
+            f"{_n(result.evidence.get('alpha'))}); segments too small to judge are listed "
+            f"last.</p>" + _table(
+                ["segment", "rows", "positives", f"candidate {metric}", f"live {metric}",
+                 "difference", "95% CI", "Holm p", "status"],
+                [[r["segment"], r["rows"], "-" if r.get("positives") is None
+                  else r["positives"], _n(r.get("candidate")), _n(r.get("live")),
+                  _n(r.get("estimate")),
+                  "-" if r.get("low") is None else f"{_n(r['low'])} to {_n(r['high'])}",
+                  _n(r.get("p_holm")), r["status"]] for r in rows]))
+
+
 def _drift(result: CheckResult, plots: _Plotter) -> str:
     out = []
     figures = result.figures.get("distributions") or []
@@ -117,9 +164,15 @@ def _drift(result: CheckResult, plots: _Plotter) -> str:
         out.append(plots.distributions(figures[:12]))
     rows = result.evidence.get("features") or []
     out.append(_table(
-        ["feature", "status", "PSI", "PSI limit", "test", "p-value", "rows train", "rows live"],
-        [[r["feature"], r["status"], _n(r["psi"]), _n(r["psi_limit"]), r["test"],
-          _n(r["pvalue"]), r["rows_training"], r["rows_live"]] for r in rows]))
+        ["feature", "status", "PSI (candidate's training data)", "PSI (live's)", "PSI limit",
+         "test", "p-value", "rows train", "rows traffic"],
+        [[r["feature"], r["status"], _n(r["psi"]), _n(r.get("live_psi")), _n(r["psi_limit"]),
+          r["test"], _n(r["pvalue"]), r["rows_training"], r["rows_live"]] for r in rows]))
+    outputs = result.evidence.get("outputs")
+    if outputs and outputs.get("psi") is not None:
+        out.append(f"<p>Outputs on the same {outputs['rows']} rows: candidate mean "
+                   f"{_n(outputs['candidate_mean'])}, live mean {_n(outputs['live_mean'])}, "
+                   f"PSI {_n(outputs['psi'])} (limit {_n(outputs['psi_limit'])}).</p>")
     return "\n".join(out)
 
 
@@ -139,8 +192,13 @@ def _latency(result: CheckResult, plots: _Plotter) -> str:
     timings = result.figures.get("latency_ms") or []
     if not timings:
         return ""
-    return plots.latency(timings, result.evidence.get("budget_p99_ms"),
-                         result.evidence.get("p99_ms"))
+    ratio = result.evidence.get("ratio") or {}
+    text = "" if not ratio else (
+        f"<p>candidate/live median time {_n(ratio.get('estimate'))} (95% CI "
+        f"{_n(ratio.get('low'))} to {_n(ratio.get('high'))}), timed interleaved on the same "
+        f"rows; allowed {_n(result.evidence.get('max_ratio'))}.</p>")
+    return text + plots.latency(timings, result.figures.get("live_latency_ms") or [],
+                                result.evidence.get("budget_ms"))
 
 
 def _data(result: CheckResult, plots: _Plotter) -> str:
@@ -165,7 +223,7 @@ def _contract(result: CheckResult, plots: _Plotter) -> str:
 
 
 _SECTIONS: dict[str, Callable[[CheckResult, _Plotter], str]] = {
-    "shadow_accuracy": _shadow, "drift": _drift, "calibration": _calibration,
+    "shadow_accuracy": _shadow, "segments": _segments, "drift": _drift, "calibration": _calibration,
     "latency": _latency, "dependent_data": _data, "contract": _contract,
 }
 
@@ -247,14 +305,14 @@ class _Plotter:
             axes.flat[0].legend(fontsize=7)
         return self._img(draw, (11, 3.0 * rows), "feature distributions")
 
-    def latency(self, timings: list[float], budget: float | None, p99: float | None) -> str:
+    def latency(self, timings: list[float], live: list[float], budget: float | None) -> str:
         def draw(fig: Any) -> None:
             ax = fig.subplots()
-            ax.hist(timings, bins=40, color="#0969da")
+            ax.hist(timings, bins=40, color="#0969da", alpha=0.7, label="candidate")
+            if live:
+                ax.hist(live, bins=40, color="#8c959f", alpha=0.6, label="live")
             if budget is not None:
                 ax.axvline(budget, color=_COLORS["fail"], ls="--", label=f"budget {budget:g} ms")
-            if p99 is not None:
-                ax.axvline(p99, color="#1f2328", ls=":", label=f"p99 {p99:.2f} ms")
             ax.set_xlabel("time to score one request (ms)")
             ax.legend()
         return self._img(draw, (7, 3), "latency distribution")

@@ -8,8 +8,8 @@
   ``PSI ~ (1/n + 1/m) * chi2(bins - 1)`` approximately, so small samples get a higher bar.
 - ``ks_2samp`` (two-sample Kolmogorov-Smirnov with the asymptotic p-value) and
   ``chi2_contingency`` for categories, with ``chi2_sf`` / ``chi2_ppf`` implemented here.
-- ``calibration``: expected calibration error over equal-mass bins, the ECE a perfectly
-  calibrated model would reach on the same predictions by chance, and mean prediction vs rate.
+- ``ratio_of_medians`` (latency), ``wilson_interval``; calibration statistics live in
+  ``calibration_stats``.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class PairedBootstrap:
 
     def interval(self, model: str, metric: str, confidence: float = 0.95) -> Interval:
         """The percentile interval of one model's metric."""
-        return _percentile_interval(
+        return percentile_interval(
             self.estimates[(model, metric)], self.replicates[(model, metric)], confidence
         )
 
@@ -201,10 +201,11 @@ class PairedBootstrap:
         sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
         estimate = sign * (self.estimates[(model, metric)] - self.estimates[(reference, metric)])
         diffs = sign * (self.replicates[(model, metric)] - self.replicates[(reference, metric)])
-        return _percentile_interval(estimate, diffs, confidence)
+        return percentile_interval(estimate, diffs, confidence)
 
 
-def _percentile_interval(estimate: float, replicates: np.ndarray, confidence: float) -> Interval:
+def percentile_interval(estimate: float, replicates: np.ndarray, confidence: float) -> Interval:
+    """The percentile bootstrap interval of ``replicates`` around ``estimate`` (NaNs dropped)."""
     tail = (1 - confidence) / 2 * 100
     finite = replicates[np.isfinite(replicates)]
     if len(finite) == 0:
@@ -386,72 +387,6 @@ def normal_ppf(q: float) -> float:
     return NormalDist().inv_cdf(q)
 
 
-# --- calibration ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Expected calibration error and what it is compared with.
-
-    ``bins`` lists, per equal-mass bin: rows, mean prediction, observed rate and a Wilson
-    interval of the rate. ``ece_noise`` is the ``1 - alpha`` quantile of the ECE a perfectly
-    calibrated model would show by chance on these predictions; ``gap_noise`` likewise for
-    the absolute gap between mean prediction and observed rate.
-    """
-
-    ece: float
-    ece_noise: float
-    mean_prediction: float
-    observed_rate: float
-    gap_noise: float
-    bins: list[dict[str, float]]
-
-    @property
-    def gap(self) -> float:
-        """Mean prediction minus observed rate."""
-        return self.mean_prediction - self.observed_rate
-
-
-def calibration(
-    y: np.ndarray, p: np.ndarray, *, bins: int = 10, alpha: float = 0.01, seed: int = 0
-) -> Calibration:
-    """ECE over ``bins`` equal-mass bins of the predictions, with its noise level."""
-    y = np.asarray(y, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
-    n = len(y)
-    order = np.argsort(p, kind="stable")
-    groups = [g for g in np.array_split(order, min(bins, n)) if len(g)]
-    weights, gaps, sds, rows = [], [], [], []
-    z = normal_ppf(1 - 0.025)
-    for g in groups:
-        pb, yb = p[g], y[g]
-        k = len(g)
-        mean_p, rate = float(pb.mean()), float(yb.mean())
-        weights.append(k / n)
-        gaps.append(abs(mean_p - rate))
-        sds.append(math.sqrt(float(np.sum(pb * (1 - pb)))) / k)
-        low, high = wilson_interval(rate, k, z)
-        rows.append({"rows": k, "mean_prediction": mean_p, "observed_rate": rate,
-                     "rate_low": low, "rate_high": high,
-                     "min_prediction": float(pb.min()), "max_prediction": float(pb.max())})
-    w = np.array(weights)
-    ece = float(np.sum(w * np.array(gaps)))
-    # Under perfect calibration each bin's rate is approximately normal around its mean
-    # prediction with the Poisson-binomial standard deviation; simulate the ECE that gives.
-    rng = np.random.default_rng(seed)
-    draws = np.abs(rng.standard_normal((4000, len(groups)))) * np.array(sds)
-    ece_noise = float(np.quantile(draws @ w, 1 - alpha))
-    gap_sd = math.sqrt(float(np.sum(p * (1 - p)))) / n
-    return Calibration(
-        ece=ece,
-        ece_noise=ece_noise,
-        mean_prediction=float(p.mean()),
-        observed_rate=float(y.mean()),
-        gap_noise=normal_ppf(1 - alpha / 2) * gap_sd,
-        bins=rows,
-    )
-
-
 def wilson_interval(rate: float, n: int, z: float) -> tuple[float, float]:
     """The Wilson score interval of a proportion."""
     if n == 0:
@@ -460,6 +395,19 @@ def wilson_interval(rate: float, n: int, z: float) -> tuple[float, float]:
     centre = (rate + z * z / (2 * n)) / denom
     half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def ratio_of_medians(a: np.ndarray, b: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                     confidence: float = 0.95) -> Interval:
+    """``median(a) / median(b)`` with a paired bootstrap interval (``a[i]``, ``b[i]`` were
+    measured together, so a resample keeps pairs: a slow moment slows both)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    estimate = float(np.median(a) / np.median(b))
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(a), (n_boot, len(a)))
+    replicates = np.median(a[index], axis=1) / np.median(b[index], axis=1)
+    return percentile_interval(estimate, replicates, confidence)
 
 
 def percentiles(values: np.ndarray, qs: Sequence[float]) -> dict[str, Any]:

@@ -65,6 +65,7 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def codes(self) -> set[str]:
@@ -109,6 +110,7 @@ class CheckResult:
             "evidence": _clean(self.evidence),
             "figures": _clean(self.figures),
             "duration_s": round(self.duration_s, 6),
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
     @classmethod
@@ -122,6 +124,7 @@ class CheckResult:
             evidence=dict(data.get("evidence", {})),
             figures=dict(data.get("figures", {})),
             duration_s=float(data.get("duration_s", 0.0)),
+            warnings=[Finding(w["code"], w["message"]) for w in data.get("warnings", [])],
         )
 
 
@@ -131,7 +134,9 @@ class Verdict:
 
     ``live_version`` / ``anchor_version`` name what the candidate was compared with.
     ``decision`` records what the watcher did (promoted, stopped, held), ``paths`` where the
-    verdict and its report were stored.
+    verdict and its report were stored. ``shadow_window`` tells which traffic was judged and
+    what was excluded; ``identical_to_live`` names the live version whose artifact is
+    byte-identical to this one, if any.
     """
 
     model: str
@@ -146,6 +151,8 @@ class Verdict:
     config: dict[str, Any] = field(default_factory=dict)
     decision: Decision | None = None
     paths: dict[str, str] = field(default_factory=dict)
+    shadow_window: dict[str, Any] | None = None
+    identical_to_live: int | None = None
 
     @property
     def ref(self) -> str:
@@ -177,18 +184,35 @@ class Verdict:
         """The codes of every finding of every failed check."""
         return {code for r in self.failures for code in r.codes}
 
+    @property
+    def warnings(self) -> list[Finding]:
+        """Warnings of every check: things to look at that do not stop the candidate (a
+        world that moved under both models, say)."""
+        return [w for r in self.results for w in r.warnings]
+
     def headline(self) -> str:
-        """One line: the model, the status, and the first reason that decided it."""
+        """One sentence: the model, the status, and the comparison that decided it, with its
+        effect and interval (each check's reason carries those); a pass also names its first
+        warning."""
+        same = (f" [artifact identical to live v{self.identical_to_live}]"
+                if self.identical_to_live is not None else "")
+        warned = self.warnings
+        warning = (f" (warning: {warned[0].message}"
+                   f"{f' +{len(warned) - 1} more' if len(warned) > 1 else ''})"
+                   if warned else "")
         if self.status == PASS:
-            ran = [r.check for r in self.results if r.status == PASS]
-            return f"{self.ref} passed the sentinel ({len(ran)} checks passed)"
+            ran = [r for r in self.results if r.status == PASS]
+            key = next((r for r in ran if r.check == "shadow_accuracy"), ran[0] if ran else None)
+            detail = f": {key.check}: {key.reason}" if key else ""
+            return (f"{self.ref} passed the sentinel ({len(ran)} checks passed){same}{detail}"
+                    f"{warning}")
         deciding = [r for r in self.results if r.status == self.status] or self.results
         first = deciding[0] if deciding else None
         word = "FAILED" if self.status == FAIL else "has NOT ENOUGH DATA"
         detail = f": {first.check}: {first.reason}" if first else ""
         more = len(deciding) - 1
         tail = f" (+{more} more check{'s' if more > 1 else ''})" if more > 0 else ""
-        return f"{self.ref} {word}{detail}{tail}"
+        return f"{self.ref} {word}{same}{detail}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -204,6 +228,8 @@ class Verdict:
             "anchor_version": self.anchor_version,
             "decision": self.decision,
             "paths": dict(self.paths),
+            "shadow_window": _clean(self.shadow_window),
+            "identical_to_live": self.identical_to_live,
             "config": _clean(self.config),
             "results": [r.to_dict() for r in self.results],
         }
@@ -228,6 +254,8 @@ class Verdict:
             config=dict(data.get("config", {})),
             decision=data.get("decision"),
             paths=dict(data.get("paths", {})),
+            shadow_window=data.get("shadow_window"),
+            identical_to_live=data.get("identical_to_live"),
         )
 
     @classmethod

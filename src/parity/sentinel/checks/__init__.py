@@ -99,6 +99,7 @@ def _load_builtins() -> None:
     from parity.sentinel.checks.data import DependentDataCheck
     from parity.sentinel.checks.drift import DriftCheck
     from parity.sentinel.checks.latency import LatencyCheck
+    from parity.sentinel.checks.segments import SegmentsCheck
     from parity.sentinel.checks.shadow import ShadowAccuracyCheck
 
     _BUILTINS[:] = [
@@ -106,6 +107,7 @@ def _load_builtins() -> None:
         ContractCheck(),
         DependentDataCheck(),
         ShadowAccuracyCheck(),
+        SegmentsCheck(),
         DriftCheck(),
         CalibrationCheck(),
         LatencyCheck(),

@@ -45,9 +45,8 @@ class ShadowAccuracyCheck:
         config = ctx.config.shadow_accuracy
         metric = config.metric
         if ctx.shadow is None or ctx.shadow.num_rows == 0:
-            return CheckResult.not_enough_data(
-                self.name, "no labelled shadow rows: the feature log has no recent predictions "
-                "with known labels yet")
+            return CheckResult.not_enough_data(self.name, ctx.no_shadow_reason(),
+                                               evidence=_window(ctx))
         missing = ctx.missing_features(CANDIDATE)
         if missing:
             return CheckResult.skipped(
@@ -81,10 +80,12 @@ class ShadowAccuracyCheck:
                 notes.append(f"the {which} model's outputs contain NaN; it was left out")
                 continue
             scores[which] = values
-        evidence: dict[str, Any] = {"metric": metric, "rows": len(y),
+        evidence: dict[str, Any] = {**_window(ctx), "metric": metric, "rows": len(y),
                                     "margin": config.margin, "confidence": config.confidence,
                                     "bootstrap": config.bootstrap, "notes": notes}
         short = _too_few(y, metric, config.min_samples, config.min_per_class)
+        if short and ctx.shadow_window is not None:
+            short += f" ({ctx.shadow_window.describe()})"
         if short:
             return CheckResult.not_enough_data(self.name, short, evidence=evidence)
         if LIVE not in scores and config.floor is None:
@@ -107,6 +108,11 @@ class ShadowAccuracyCheck:
             evidence=evidence,
             figures=figures,
         )
+
+
+def _window(ctx: CheckContext) -> dict[str, Any]:
+    window = ctx.shadow_window
+    return {} if window is None else {"shadow_window": window.to_dict()}
 
 
 def _too_few(y: np.ndarray, metric: str, min_samples: int, min_per_class: int) -> str | None:
