@@ -289,6 +289,18 @@ def push_one(url: str, root: Path, calls: int) -> dict[str, float]:
     return result
 
 
+def report_push(url: str, root: Path, calls: int) -> None:
+    """Print the one-fact push figures of ``push_one`` as ratios to the raw SQLite floor."""
+    one = push_one(url, root, calls)
+    print(
+        f" sqlite: push of 1 fact p50 {one['push']:.3f} ms = "
+        f"{one['push'] / one['raw']:.1f}x a raw SQLite INSERT+COMMIT "
+        f"({one['raw']:.3f} ms); push_canonical (no validation) "
+        f"{one['push_canonical']:.3f} ms = {one['push_canonical'] / one['raw']:.1f}x raw; "
+        f"validation is {1 - one['push_canonical'] / one['push']:.0%} of the push"
+    )
+
+
 def memory_per_entity(online: OnlineFeatures, full: list[int]) -> float:
     """Mean bytes the store holds for an entity with 1,000 events (and 3 profile versions)."""
     from parity.online.base import entity_id
@@ -337,7 +349,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--ingest-events", type=int, default=200_000)
     parser.add_argument("--quick", action="store_true", help="200 entities, 2,000 calls")
+    parser.add_argument("--push-only", action="store_true", help="only the one-fact push")
     args = parser.parse_args()
+    if args.push_only:  # seconds instead of minutes: no data set, no materialize
+        with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
+            report_push(f"sqlite:///{Path(tmp) / 'online.db'}", Path(tmp), args.calls)
+        return
     if args.quick:
         args.entities, args.calls, args.ingest_events = 200, 2_000, 50_000
     rng = np.random.default_rng(0)
@@ -405,14 +422,7 @@ def main() -> None:
                     f"  redis get_features / raw GET: p50 {redis_row['p50'] / get50:.1f}x, "
                     f"p99 {redis_row['p99'] / get99:.1f}x"
                 )
-            one = push_one(urls["sqlite"], root, max(200, args.calls // 10))
-            print(
-                f" sqlite: push of 1 fact p50 {one['push']:.3f} ms = "
-                f"{one['push'] / one['raw']:.0f}x a raw SQLite INSERT+COMMIT "
-                f"({one['raw']:.3f} ms); push_canonical (no validation) "
-                f"{one['push_canonical']:.3f} ms = {one['push_canonical'] / one['raw']:.0f}x raw; "
-                f"validation is {1 - one['push_canonical'] / one['push']:.0%} of the push"
-            )
+            report_push(urls["sqlite"], root, max(200, args.calls // 10))
             for backend in [b for b in backends if b != "memory"]:
                 speed = ingestion(urls[backend], root, args.ingest_events, 10_000, args.entities)
                 print(

@@ -8,17 +8,19 @@ A canonical fact table has, in order: the entity keys, the source's schema field
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity.definitions import EVENT_TIME, FACT_ID, RECORDED_AT, TOMBSTONE, Source
 from parity.dtypes import arrow_type, can_cast
 from parity.errors import InputError, SchemaError, TimeError
+from parity.fact_ids import SMALL_BATCH, fact_ids
 from parity.frames import DataInput, read_data
 from parity.timeutil import (
     TIMESTAMP_TYPE,
@@ -34,6 +36,21 @@ RecordedAtPolicy: TypeAlias = Literal["lag", "now"] | datetime
 
 def canonical_schema(source: Source) -> pa.Schema:
     """The Arrow schema of a source's stored facts."""
+    # Sources are frozen, so their schema is kept (a push asks for it on every call). Keyed by
+    # identity: Source.__eq__ compares whole specs, which would cost more than the schema.
+    cached = _SCHEMAS.get(id(source))
+    if cached is not None and cached[0]() is source:
+        return cached[1]
+    schema = _build_schema(source)
+    key = id(source)
+    _SCHEMAS[key] = (weakref.ref(source, lambda _: _SCHEMAS.pop(key, None)), schema)
+    return schema
+
+
+_SCHEMAS: dict[int, tuple[weakref.ref[Source], pa.Schema]] = {}
+
+
+def _build_schema(source: Source) -> pa.Schema:
     fields = [pa.field(k, arrow_type(t)) for k, t in source.entity.keys.items()]
     fields += [pa.field(c, arrow_type(t)) for c, t in source.schema.items()]
     fields += [
@@ -91,8 +108,9 @@ def normalize_facts(
     columns[EVENT_TIME] = event_time
     columns[RECORDED_AT] = _recorded_at(source, table, event_time, recorded_at, now, tz)
     columns[FACT_ID] = _fact_ids(source, table, columns)
-    columns[TOMBSTONE] = pa.chunked_array([pa.array([False] * n, pa.bool_())])
-    out = pa.table(columns, schema=canonical_schema(source))
+    columns[TOMBSTONE] = pa.chunked_array([_not_tombstones(n)])
+    schema = canonical_schema(source)
+    out = pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
     return dedupe_facts(source, out)
 
 
@@ -112,8 +130,10 @@ def select_columns(
     names = table.column_names
     for old in list(rename or {}) + list(drop):
         if old not in names:
-            option = f"--rename {old}={(rename or {})[old]}" if old in (rename or {}) else (
-                f"--drop {old}"
+            option = (
+                f"--rename {old}={(rename or {})[old]}"
+                if old in (rename or {})
+                else (f"--drop {old}")
             )
             raise SchemaError(
                 f"source {source.name!r}: {option} names a column the data does not have; "
@@ -178,15 +198,15 @@ def tombstones(
 
 def dedupe_facts(source: Source, table: pa.Table) -> pa.Table:
     """Drop exact duplicate rows; reject two different rows with one (fact_id, recorded_at)."""
-    if table.num_rows == 0:
+    if table.num_rows <= 1:
         return table
-    if table.num_rows <= 64:  # small online pushes: a plain-Python check, no pandas round trip
+    # The common case has no duplicate (fact_id, recorded_at): find that out without pandas,
+    # in plain Python for a few rows, by an Arrow group-by beyond.
+    if table.num_rows <= 64:
         ids = table.column(FACT_ID).to_pylist()
         if len(set(zip(ids, table.column(RECORDED_AT).cast(pa.int64()).to_pylist()))) == len(ids):
             return table
-    frame = table.select([FACT_ID, RECORDED_AT]).to_pandas()
-    dup_key = frame.duplicated(keep=False)
-    if not dup_key.any():
+    elif table.group_by([FACT_ID, RECORDED_AT]).aggregate([]).num_rows == table.num_rows:
         return table
     full_dups = table.to_pandas().duplicated()
     keep = pa.array(~full_dups.to_numpy())
@@ -224,7 +244,9 @@ def _typed_column(
             f"source {source.name!r}: column {name!r} has type {column.type}, expected "
             f"{dtype!r}{_first_row_hint(column)}; convert it before ingesting"
         )
-    if dtype == "timestamp":
+    if column.type == arrow_type(dtype):
+        pass  # already canonical: nothing to convert (a cast per column is a push's cost)
+    elif dtype == "timestamp":
         column = normalize_timestamp_column(column, name, tz=tz)
     else:
         try:
@@ -239,7 +261,7 @@ def _typed_column(
                 f"source {source.name!r}: column {name!r} cannot be read as {dtype!r}:{where} "
                 f"{str(exc).splitlines()[0]}"
             ) from None
-    if dtype == "float":
+    if dtype == "float" and not _all_finite_or_null(column):
         # NaN is how pandas writes "missing": stored as null so every engine treats it alike.
         # inf is refused: it is a value no window can subtract (inf - inf is NaN).
         column = pc.if_else(pc.is_nan(column), None, column)
@@ -258,6 +280,22 @@ def _typed_column(
             f"needs all its entity keys"
         )
     return column
+
+
+_FALSES = pa.array([False] * SMALL_BATCH, pa.bool_())
+
+
+def _not_tombstones(n: int) -> pa.Array:
+    """``n`` times False; small batches slice a shared array (immutable, so safe to share)."""
+    return _FALSES.slice(0, n) if n <= SMALL_BATCH else pa.array([False] * n, pa.bool_())
+
+
+def _all_finite_or_null(column: pa.ChunkedArray) -> bool:
+    """Whether no value is NaN or infinite: the common case, checked without compute calls
+    for small batches (each Arrow compute call costs more than a Python loop over a few rows)."""
+    if len(column) <= SMALL_BATCH:
+        return all(v is None or math.isfinite(v) for v in column.to_pylist())
+    return bool(pc.all(pc.is_finite(column)).as_py() in (True, None))
 
 
 def _integral_floats(source: Source, name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -314,7 +352,8 @@ def _time_column(
     column = table.column(name)
     if pa.types.is_null(column.type):
         column = pa.chunked_array([pa.nulls(len(column), TIMESTAMP_TYPE)])
-    column = normalize_timestamp_column(column, name, tz=tz)
+    if column.type != TIMESTAMP_TYPE:
+        column = normalize_timestamp_column(column, name, tz=tz)
     if required and column.null_count:
         row = pc.index(pc.is_null(column), True).as_py()
         raise TimeError(f"source {source.name!r}: column {name!r} is null in row {row}")
@@ -332,14 +371,13 @@ def _recorded_at(
     given = _time_column(source, table, RECORDED_AT, required=False, tz=tz)
     if isinstance(policy, datetime):
         fill_us = datetime_to_us(to_utc_datetime(policy, "recorded_at"))
-        fill = pa.chunked_array([pa.array([fill_us] * len(event_time), pa.int64())])
+        fill = pa.chunked_array([pa.array([fill_us] * len(event_time), TIMESTAMP_TYPE)])
     elif policy == "now":
-        fill = pa.chunked_array([pa.array([now or now_us()] * len(event_time), pa.int64())])
+        fill = pa.chunked_array([pa.array([now or now_us()] * len(event_time), TIMESTAMP_TYPE)])
     elif policy == "lag":
-        fill = pc.add(event_time.cast(pa.int64()), source.lag_us or 0)
+        fill = pc.add(event_time.cast(pa.int64()), source.lag_us or 0).cast(TIMESTAMP_TYPE)
     else:
         raise InputError(f"recorded_at must be 'lag', 'now' or a datetime, got {policy!r}")
-    fill = fill.cast(TIMESTAMP_TYPE)
     if given is None:
         return fill
     return pc.coalesce(given, fill)
@@ -365,14 +403,7 @@ def _fact_ids(
             row = pc.index(pc.is_null(given), True).as_py()
             raise SchemaError(f"source {source.name!r}: {FACT_ID!r} is null in row {row}")
         return given
-    names = list(source.entity.keys) + [EVENT_TIME]
+    dtypes = {**source.entity.keys, EVENT_TIME: "timestamp"}
     if source.kind == "event":
-        names += list(source.schema)
-    frame = pa.table({n: columns[n] for n in names}).to_pandas()
-    hashes = pd.util.hash_pandas_object(frame, index=False)
-    if source.kind == "event":
-        occurrence = hashes.groupby(hashes).cumcount()
-        hashes = pd.util.hash_pandas_object(
-            pd.DataFrame({"h": hashes.to_numpy(), "o": occurrence.to_numpy()}), index=False
-        )
-    return pa.chunked_array([pa.array(hashes.to_numpy()).cast(pa.string())])
+        dtypes.update(source.schema)
+    return fact_ids(source.kind, {name: columns[name] for name in dtypes}, dtypes)
