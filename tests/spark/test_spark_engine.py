@@ -79,7 +79,11 @@ def test_one_line_in_parity_yaml_switches_to_spark(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
     pt.init(tmp_path)
     config = tmp_path / "parity.yaml"
-    text = config.read_text().replace("engine: duckdb ", "engine: spark  ")
-    config.write_text(text.replace("memory_limit: 4GB", "master: local[2]"))
+    text = config.read_text()
+    config.write_text(text.replace("engine: duckdb ", "engine: spark  "))  # the one line
     engine = pt.open(tmp_path).engine
-    assert engine.name == "spark" and engine.master == "local[2]"  # type: ignore[attr-defined]
+    assert engine.name == "spark" and engine.master == "local[*]"  # type: ignore[attr-defined]
+    assert engine.conf["spark.driver.memory"] == "4g"  # type: ignore[attr-defined]
+    config.write_text(text.replace("engine: duckdb ", "engine: spark  ").replace(
+        "memory_limit: 4GB", "master: local[2]"))
+    assert pt.open(tmp_path).engine.master == "local[2]"  # type: ignore[attr-defined]

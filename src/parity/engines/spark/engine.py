@@ -55,6 +55,7 @@ class SparkEngine(Engine):
         app_name: str = "parity",
         plan: str = "sweep",
         session: SparkSession | None = None,
+        memory_limit: str | None = None,
     ) -> None:
         if plan not in PLANS:
             raise ConfigError(
@@ -62,6 +63,10 @@ class SparkEngine(Engine):
             )
         self.master = master
         self.conf = dict(conf or {})
+        if memory_limit is not None:
+            # parity.yaml's default `offline: {memory_limit: 4GB}` is the driver's memory here,
+            # so switching engines is one line; an explicit spark.driver.memory wins.
+            self.conf.setdefault("spark.driver.memory", _spark_size(memory_limit))
         self.app_name = app_name
         self.plan = plan
         self._session = session
@@ -198,3 +203,15 @@ def _empty_columns(sp: SourcePlan) -> dict[str, Column]:
             empty = None
         out[feature.name] = F.lit(empty)
     return out
+
+
+def _spark_size(text: str) -> str:
+    """``4GB``/``512MB``/``4g`` -> Spark's ``4g``/``512m``; anything else is a ConfigError."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt])i?b?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ConfigError(
+            f"Spark engine: memory_limit {text!r} is not a size; write it like 4GB or 512MB"
+        )
+    return f"{match.group(1)}{match.group(2).lower()}"
