@@ -21,8 +21,13 @@ from tests.conformance import PLAY_COLUMNS, catalog, frame, play, plays, ts
 def test_spark_is_chosen_by_name_and_checks_its_options() -> None:
     pytest.importorskip("pyspark")  # the engine starts no JVM until it computes
     assert get_engine("spark", master="local[2]", conf={"a": "b"}).name == "spark"
-    with pytest.raises(ConfigError, match="unknown offline setting.*memory_limit"):
-        get_engine("spark", memory_limit="1GB")
+    with pytest.raises(ConfigError, match="unknown offline setting.*threads"):
+        get_engine("spark", threads=4)
+    # parity.yaml's default memory_limit is the driver's memory, so switching is one line.
+    engine = get_engine("spark", memory_limit="1GB")
+    assert engine.conf["spark.driver.memory"] == "1g"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="memory_limit 'lots' is not a size"):
+        get_engine("spark", memory_limit="lots")
 
 
 def test_unknown_engine_and_plan_are_config_errors() -> None:

@@ -16,7 +16,7 @@ from parity._duck import connect, query_arrow
 from parity.contexts import AT
 from parity.definitions import Aggregate, Lookup
 from parity.engines.base import Column, Engine, Progress
-from parity.engines.duckdb import exact, sql
+from parity.engines.duckdb import exact, lookups, sql
 from parity.errors import ConfigError
 from parity.plan import Plan, SourcePlan
 from parity.rules import empty_column, rule_of
@@ -29,8 +29,9 @@ class DuckDBEngine(Engine):
     """Computes training sets with DuckDB; spills to disk beyond ``memory_limit``.
 
     ``plan`` chooses how subtractable aggregates (count, sum, mean) are computed: ``sweep``
-    (running sums), ``join`` (join each context to its window) or ``auto`` (per window, from
-    the data's shape; see ``_sweep_windows``).
+    (running sums), ``join`` (join each context to its window) or ``auto`` (from the real
+    distribution of versions and contexts over keys, so that a skewed key set cannot make a
+    join blow up; see ``_sweep_windows``).
     """
 
     name = "duckdb"
@@ -88,25 +89,25 @@ class DuckDBEngine(Engine):
             )
         return results
 
-    def _source(
-        self, con: Any, sp: SourcePlan, cutoff: int | None, n: int
-    ) -> dict[str, Column]:
+    def _source(self, con: Any, sp: SourcePlan, cutoff: int | None, n: int) -> dict[str, Column]:
         if not sp.paths:
             return {f.name: empty_column(f, n) for f in sp.features}
         con.execute("DROP TABLE IF EXISTS v")
         con.execute(f"CREATE TEMP TABLE v AS {sql.versions_sql(sp.source, sp.paths, cutoff)}")
         keys = list(sp.source.entity.keys)
-        pieces: list[str] = []  # queries, one row per context each
+        pieces: list[str] = []  # queries, at most one row per context each
+        complete: list[bool] = []  # whether a piece has a row for every context
         named: dict[str, Aggregate | Lookup] = {}  # quoted result column -> feature
         finals: dict[str, str] = {}  # quoted result column -> its final expression
         if sp.lookups:
             columns = [sql.internal(f"c{i}") for i in range(len(sp.lookups))]
-            pieces.append(sql.lookup_sql(sp.source, sp.lookups, columns))
+            pieces.append(lookups.lookup_sql(sp.source, sp.lookups, columns))
+            complete.append(True)  # an ASOF LEFT JOIN from the contexts
             named.update(zip(columns, sp.lookups))
             finals.update({c: c for c in columns})
         if sp.aggregates:
             scales = self._float_scales(con, sp.aggregates)
-            sweep = self._sweep_windows(con, keys, sp.aggregates)
+            sweep = self._sweep_windows(con, keys, sp.aggregates, n)
             running = [
                 a
                 for a in sp.aggregates
@@ -114,57 +115,62 @@ class DuckDBEngine(Engine):
                 and scales.get(a.field or "", 0) is not None
                 and a.window_us in sweep
             ]
-            measures: list[sql.Measure] = []
+            # one running sum per distinct (value, window): count, sum and mean of a field
+            # over a window share theirs, so the sort-and-sum pass carries each once
+            shared: dict[tuple[str, int | None, int | None], sql.Measure] = {}
             for i, feature in enumerate(running):
                 roles = sql.measures_for(feature, i, scales.get(feature.field or ""))
-                measures.extend(roles.values())
+                roles = {
+                    role: shared.setdefault((m.expr, m.window_us, m.scale), m)
+                    for role, m in roles.items()
+                }
                 column = sql.internal(f"s{i}")
                 named[column] = feature
                 finals[column] = sql.subtractable_value(feature, roles)
-            if measures:
-                pieces.append(sql.subtractable_sql(keys, measures))
+            if shared:
+                pieces.append(sql.subtractable_sql(keys, list(shared.values())))
+                complete.append(True)  # an ASOF LEFT JOIN from the contexts
             joined = [a for a in sp.aggregates if a not in running]
             if joined:
                 columns = [sql.internal(f"j{i}") for i in range(len(joined))]
                 pieces.append(sql.joined_sql(keys, joined, columns, scales))
+                complete.append(False)  # contexts without a version in reach have no row
                 for column, feature in zip(columns, joined):
                     named[column] = feature
                     finals[column] = sql.joined_value(feature, column)
+        select = ", ".join(f"{finals[c]} AS {c}" for c in named)
+        if complete == [True]:  # no stitching: one pass over the contexts, in their order
+            table = query_arrow(con, f"SELECT {select} FROM ({pieces[0]}) ORDER BY {sql.ROW}")
+            return {feature.name: table.column(i) for i, feature in enumerate(named.values())}
         joins = []
         for i, query in enumerate(pieces):
             con.execute(f"CREATE OR REPLACE TEMP TABLE piece{i} AS {query}")
             joins.append(f"LEFT JOIN piece{i} USING ({sql.ROW})")
-        select = ", ".join(f"{finals[c]} AS {c}" for c in named)
-        table = query_arrow(
-            con, f"SELECT {select} FROM ctx {' '.join(joins)} ORDER BY {sql.ROW}"
-        )
-        return {
-            feature.name: table.column(i) for i, feature in enumerate(named.values())
-        }
+        table = query_arrow(con, f"SELECT {select} FROM ctx {' '.join(joins)} ORDER BY {sql.ROW}")
+        return {feature.name: table.column(i) for i, feature in enumerate(named.values())}
 
     def _sweep_windows(
-        self, con: Any, keys: list[str], aggregates: tuple[Aggregate, ...]
+        self, con: Any, keys: list[str], aggregates: tuple[Aggregate, ...], contexts: int
     ) -> set[int | None]:
         """The windows whose subtractable aggregates use running sums rather than a join.
 
-        A join costs contexts x events in the window per key; running sums cost a sort of
-        every event boundary. Running sums win only where windows hold many events per key
-        (dense keys, long windows, all history), so ``plan="auto"`` picks per window from the
-        average number of events a key has in it.
+        A join matches each context with every version of its key (DuckDB joins on the key
+        and filters the time conditions afterwards, so a window does not make it cheaper):
+        it costs the sum over keys of contexts x versions. Running sums cost a sort of every
+        version boundary plus one ASOF pass over the contexts. ``plan="auto"`` computes that
+        sum from the real distribution (never the average, which a few heavy keys, as in a
+        Zipf-skewed key set, make meaningless) and joins only while it stays within
+        ``dense_events`` pairs per context. All history always uses running sums.
         """
         windows = {a.window_us for a in aggregates if rule_of(a).subtractable}
         if self.plan == "sweep":
             return windows
         if self.plan == "join":
             return set()
-        versions, keys_seen, span = con.execute(sql.shape_sql(keys)).fetchone()
-        per_key = versions / max(keys_seen or 1, 1)
-        chosen: set[int | None] = set()
-        for window in windows:
-            share = 1.0 if window is None or not span else min(1.0, window / span)
-            if window is None or per_key * share > self.dense_events:
-                chosen.add(window)
-        return chosen
+        pairs = con.execute(sql.shape_sql(keys)).fetchall()[0][0] or 0.0
+        if pairs > self.dense_events * max(contexts, 1):
+            return windows
+        return {w for w in windows if w is None}
 
     @staticmethod
     def _float_scales(con: Any, aggregates: tuple[Aggregate, ...]) -> dict[str, int | None]:
@@ -172,6 +178,6 @@ class DuckDBEngine(Engine):
         fields = sorted({a.field for a in aggregates if a.field and sql.sums_floats(a)})
         scales: dict[str, int | None] = {}
         for field in fields:
-            low, high, count, non_finite = con.execute(sql.float_scale_sql(field)).fetchone()
+            low, high, count, non_finite = con.execute(sql.float_scale_sql(field)).fetchall()[0]
             scales[field] = sql.exact_scale(low, high, count, non_finite)
         return scales

@@ -8,9 +8,8 @@ Each stored fact version is valid over an interval of context times ``t``:
 (rules 1, 2 and 4 of DESIGN.md; ``end`` is open when neither bound exists). A subtractable
 aggregate at ``t`` is then a sum of ``+value`` at every start before ``t`` and ``-value`` at
 every end before ``t``: one sort, one running sum and one ASOF join, linear in events plus
-contexts. Other aggregates join each context to the versions valid at its ``t``; lookups take a
-running maximum by (event_time, recorded_at, fact_id) and correct it with the few versions that
-a later correction ended.
+contexts. Other aggregates join each context to the versions valid at its ``t``. Lookups are
+in ``lookups``.
 
 The engine's working columns start with ``#`` (``"#row"``, ``"#t"``, ``"#start"``...): a user's
 key, field or context column is a Python identifier, so it can never take one of these names.
@@ -22,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from parity.definitions import EVENT_TIME, Aggregate, Lookup, Source
+from parity.definitions import EVENT_TIME, Aggregate, Source
 from parity.rules import Agg, missing, rule_of
 
 
@@ -79,6 +79,7 @@ class Measure:
     expr: str
     window_us: int | None
     scale: int | None = None
+    count: bool = False  # a 0/1 value: its running sum is a count, which can be packed
 
 
 def _end(window_us: int | None) -> str:
@@ -123,9 +124,9 @@ def measures_for(feature: Aggregate, index: int, scale: int | None = None) -> di
     """
     w = feature.window_us
     if feature.field is None:
-        return {"n": Measure(internal(f"m{index}_n"), "1::BIGINT", w)}
+        return {"n": Measure(internal(f"m{index}_n"), "1::BIGINT", w, count=True)}
     present = f"({q(feature.field)} IS NOT NULL)::BIGINT"
-    out = {"n": Measure(internal(f"m{index}_n"), present, w)}
+    out = {"n": Measure(internal(f"m{index}_n"), present, w, count=True)}
     if "s" in rule_of(feature).parts:
         if sums_floats(feature):
             assert scale is not None
@@ -137,40 +138,80 @@ def measures_for(feature: Aggregate, index: int, scale: int | None = None) -> di
     return out
 
 
+_PACK_BITS = 42  # three counts per HUGEINT, each below 2**42 (4.4e12 versions per key)
+_PACK_MASK = (1 << _PACK_BITS) - 1
+
+
+def _packs(measures: Sequence[Measure]) -> list[tuple[str, list[Measure]]]:
+    """Counts grouped three to a packed HUGEINT column.
+
+    A running count is never negative (a version ends only after it started) and below
+    2**42, so the running sum of ``sum(count_i << 42 i)`` is exactly ``sum(running_i << 42 i)``
+    and each count is read back with a shift and a mask: three counts cost one window
+    aggregate instead of three (DuckDB's window sums dominate the running-sums plan).
+    """
+    counts = [m for m in measures if m.count]
+    return [(internal(f"pack{i // 3}"), counts[i : i + 3]) for i in range(0, len(counts), 3)]
+
+
+def _leaving(m: Measure, window_us: int | None) -> str:
+    """A measure's value in the deltas that end ``window_us`` windows (0 for other windows)."""
+    return m.expr if m.window_us == window_us else "0"
+
+
 def subtractable_sql(keys: Sequence[str], measures: Sequence[Measure]) -> str:
     """Running sums of ``measures`` ASOF-joined to the contexts: one row per context."""
     key_list = ", ".join(q(k) for k in keys)
     windows = sorted({m.window_us for m in measures}, key=lambda w: -1 if w is None else w)
-    branches = []
-    starts = ", ".join(
-        f"CASE WHEN {_end(m.window_us)} IS NULL OR {START} < {_end(m.window_us)} "
-        f"THEN {m.expr} ELSE 0 END AS {m.column}"
-        for m in measures
-    )
-    branches.append(f"SELECT {key_list}, {START} AS {TIME}, {starts} FROM v WHERE NOT _tombstone")
+    packs = _packs(measures)
+    plain = [m for m in measures if not m.count]
+    columns = [m.column for m in plain] + [column for column, _ in packs]
+
+    def packed(members: list[Measure], value: Callable[[Measure], str]) -> str:
+        return " + ".join(
+            f"(({value(m)})::HUGEINT << {_PACK_BITS * slot})" for slot, m in enumerate(members)
+        )
+
+    def entering(m: Measure) -> str:
+        end = _end(m.window_us)
+        return f"CASE WHEN {end} IS NULL OR {START} < {end} THEN {m.expr} ELSE 0 END"
+
+    starts = [f"{entering(m)} AS {m.column}" for m in plain]
+    starts += [f"{packed(members, entering)} AS {column}" for column, members in packs]
+    branches = [
+        f"SELECT {key_list}, {START} AS {TIME}, {', '.join(starts)} FROM v WHERE NOT _tombstone"
+    ]
     for w in windows:
         end = _end(w)
-        cols = ", ".join(
-            f"-({m.expr}) AS {m.column}" if m.window_us == w else f"0 AS {m.column}"
-            for m in measures
-        )
+        cols = [
+            f"-({m.expr}) AS {m.column}" if m.window_us == w else f"0 AS {m.column}" for m in plain
+        ]
+        for column, members in packs:
+            mine = [m for m in members if m.window_us == w]
+            leaving = packed(members, partial(_leaving, window_us=w))
+            cols.append(f"-({leaving}) AS {column}" if mine else f"0::HUGEINT AS {column}")
         branches.append(
-            f"SELECT {key_list}, {end} AS {TIME}, {cols} FROM v "
+            f"SELECT {key_list}, {end} AS {TIME}, {', '.join(cols)} FROM v "
             f"WHERE NOT _tombstone AND {end} IS NOT NULL AND {START} < {end}"
         )
     deltas = "\nUNION ALL\n".join(branches)
-    summed = ", ".join(f"sum({m.column}) AS {m.column}" for m in measures)
+    summed = ", ".join(f"sum({c}) AS {c}" for c in columns)
     running = ", ".join(
-        f"sum({m.column}) OVER (PARTITION BY {key_list} ORDER BY {TIME} "
-        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {m.column}"
-        for m in measures
+        f"sum({c}) OVER (PARTITION BY {key_list} ORDER BY {TIME} "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {c}"
+        for c in columns
     )
-    picked = ", ".join(f"p.{m.column}" for m in measures)
+    picked = [f"p.{m.column}" for m in plain]
+    for column, members in packs:
+        picked += [
+            f"((p.{column} >> {_PACK_BITS * slot}) & {_PACK_MASK})::BIGINT AS {m.column}"
+            for slot, m in enumerate(members)
+        ]
     return f"""
         WITH deltas AS ({deltas}),
         grouped AS (SELECT {key_list}, {TIME}, {summed} FROM deltas GROUP BY {key_list}, {TIME}),
         prefix AS (SELECT {key_list}, {TIME}, {running} FROM grouped)
-        SELECT c.{ROW}, {picked}
+        SELECT c.{ROW}, {", ".join(picked)}
         FROM ctx c ASOF LEFT JOIN prefix p ON {key_join(keys, "c", "p")} AND c.{T} > p.{TIME}
     """
 
@@ -298,50 +339,15 @@ def joined_sql(
     """
 
 
-def lookup_sql(source: Source, features: Sequence[Lookup], columns: Sequence[str]) -> str:
-    """Lookups: the visible version with the greatest (event_time, recorded_at, fact_id)."""
-    keys = list(source.entity.keys)
-    key_list = ", ".join(q(k) for k in keys)
-    fields = sorted({f.field for f in features})
-    packed = (
-        f"struct_pack(a := {ET}, b := {RA}, c := fact_id, "
-        + ", ".join(f"{q('f_' + f)} := {'event_time' if f == EVENT_TIME else q(f)}" for f in fields)
-        + ")"
-    )
-    picks = []
-    for feature, column in zip(features, columns):
-        value = f"{BEST}.{q('f_' + feature.field)}"
-        if feature.ttl_us is not None:
-            value = f"CASE WHEN {BEST}.a < {T} - {feature.ttl_us} THEN NULL ELSE {value} END"
-        picks.append(f"{value} AS {column}")
-    return f"""
-        WITH final AS (
-            SELECT {key_list}, {START},
-                   max({packed}) OVER (PARTITION BY {key_list} ORDER BY {START}) AS {BEST}
-            FROM v WHERE NOT _tombstone AND {NEXT} IS NULL
-        ),
-        running AS (
-            SELECT c.{ROW}, c.{T}, f.{BEST} FROM ctx c
-            ASOF LEFT JOIN final f ON {key_join(keys, "c", "f")} AND c.{T} > f.{START}
-        ),
-        superseded AS (
-            SELECT c.{ROW}, max({packed}) AS {BEST}
-            FROM ctx c JOIN v ON {key_join(keys, "c", "v")}
-                AND v.{START} < c.{T} AND c.{T} <= v.{NEXT}
-            WHERE NOT v._tombstone AND v.{NEXT} IS NOT NULL AND v.{START} < v.{NEXT}
-            GROUP BY c.{ROW}
-        ),
-        best AS (
-            SELECT r.{ROW}, r.{T}, greatest(r.{BEST}, s.{BEST}) AS {BEST}
-            FROM running r LEFT JOIN superseded s ON r.{ROW} = s.{ROW}
-        )
-        SELECT {ROW}, {", ".join(picks)} FROM best
-    """
-
-
 def shape_sql(keys: Sequence[str]) -> str:
-    """Versions, (approximate) distinct keys and the event-time span: to choose a plan."""
+    """The pairs a join of the contexts to the versions on their keys makes.
+
+    The real sum over keys of versions x contexts, not an average: a few heavy keys that meet
+    many contexts (a Zipf-skewed key set) dominate a join's cost.
+    """
     key_list = ", ".join(q(k) for k in keys)
     return f"""
-        SELECT count(*), approx_count_distinct(({key_list})), max({ET}) - min({ET}) FROM v
+        WITH e AS (SELECT {key_list}, count(*) AS n FROM v GROUP BY ALL),
+             c AS (SELECT {key_list}, count(*) AS m FROM ctx GROUP BY ALL)
+        SELECT sum(e.n::DOUBLE * c.m) FROM e JOIN c USING ({key_list})
     """
