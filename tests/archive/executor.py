@@ -1,8 +1,8 @@
 """The Online Archive as an executor of the case catalog (tests/catalog): facts loaded into
 the archive through its live interface, features computed through its batch interface.
 
-The catalog's ``EXECUTORS`` list can take these adapters as they are (one line there);
-``tests/archive/test_catalog.py`` runs every catalog case on them meanwhile.
+``tests/catalog/conftest.py`` adds these adapters to the catalog's executors, so every case
+and the property test run on the archive too (no case is copied).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 import parity as pt
 from parity.archive import Archive, open_archive, training_set
@@ -46,6 +47,7 @@ class ArchiveExecutor(Executor):
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.name = f"archive-{backend}"
+        self.pytest_marks = (pytest.mark.services,) if backend == "postgres" else ()
 
     def check_available(self) -> None:
         if self.backend == "postgres":

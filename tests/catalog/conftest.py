@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.archive.executor import ARCHIVE_EXECUTORS
 from tests.catalog import marks
 from tests.catalog.executors import EXECUTORS, Executor
+
+#: Every executor the catalog runs on; the Online Archive's adapters live beside its tests.
+ALL_EXECUTORS: list[Executor] = [*EXECUTORS, *ARCHIVE_EXECUTORS]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,7 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(
-    params=[pytest.param(e, marks=e.pytest_marks) for e in EXECUTORS], ids=[e.name for e in EXECUTORS]
+    params=[pytest.param(e, marks=e.pytest_marks) for e in ALL_EXECUTORS],
+    ids=[e.name for e in ALL_EXECUTORS],
 )
 def executor(request: pytest.FixtureRequest) -> Executor:
     """Each executor of the time rules, skipped visibly when a service it needs is down."""
