@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pytest
 from hypothesis import strategies as st
 
 import parity as pt
@@ -140,22 +139,6 @@ def at(member: int, hour: float, device: str | None = "tv", label: int = 0) -> d
 def col(table: pa.Table, name: str) -> list[Any]:
     """A column as Python values."""
     return table.column(name).to_pylist()
-
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_or_skip() -> None:
-    """Skip (or fail, when PARITY_REQUIRE_SERVICES=1) if Redis does not answer."""
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:  # any failure to reach it is the same "not available"
-        reason = f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}: {exc}"
-        if os.environ.get("PARITY_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + " (PARITY_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
 
 
 def hypothesis_examples(default: int) -> int:

@@ -7,7 +7,8 @@
     │   │   ├── RequestError            an HTTP request field is wrong (names field, value, fix)
     │   │   ├── SchemaError             a column is missing, mistyped, or null where it may not be
     │   │   ├── TimeError               a timestamp is naive, unparseable or out of order
-    │   │   └── InvalidModelError       the object handed over as a model has no ``predict``
+    │   │   ├── InvalidModelError       the object handed over as a model has no ``predict``
+    │   │   └── InputTypeError          a value has a type parity cannot take (also a TypeError)
     │   ├── ConfigError                 a parameter or a parity.yaml value is out of range
     │   │   ├── WorkspaceError          parity.yaml or the workspace folder is wrong
     │   │   └── FeatureLogConfigError   a FeatureLogWriter parameter is out of range
@@ -26,8 +27,10 @@
     │   │   ├── ArtifactIntegrityError  an artifact's bytes do not match its sha256 or signature
     │   │   └── CorruptSegmentError     a sealed feature-log segment fails its checks
     │   ├── ModelSerializationError     a model could not be saved or loaded
+    │   ├── ScoringError                a model raised while scoring (also a RuntimeError)
     │   └── StorageError                a disk or permission fault (full disk, read-only, EACCES)
     └── TransientError                  a service did not answer, or was busy; retrying may help
+        └── ConcurrentChangeError       files kept changing under a read; reading again may succeed
 
 Terminal errors are the caller's to fix (the message says how); transient errors are worth a retry
 with backoff. Each backend maps its driver's exceptions to this tree in one place (its
@@ -182,3 +185,22 @@ class RequestError(InputError):
         self.value = shown
         self.problem = problem
         self.fix = fix
+
+
+class InputTypeError(InputError, TypeError):
+    """A value handed to parity has a type it cannot take (a naive datetime, an object).
+
+    Also a ``TypeError`` so callers (and the JSON encoder's contract) that catch ``TypeError``
+    keep working.
+    """
+
+
+class ScoringError(TerminalError, RuntimeError):
+    """A model raised, or returned unusable outputs, while the sentinel scored it.
+
+    Also a ``RuntimeError``: the sentinel's checks catch it to report a failed prediction.
+    """
+
+
+class ConcurrentChangeError(TransientError):
+    """Files kept changing while they were read (a compaction ran); reading again may succeed."""

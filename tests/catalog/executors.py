@@ -29,7 +29,8 @@ from parity.definitions import RECORDED_AT
 from parity.engines.duckdb import DuckDBEngine
 from parity.online import OnlineFeatures, open_online
 from parity.timeutil import datetime_to_us
-from tests.conformance import REDIS_URL, assert_same, redis_or_skip
+from tests.conformance import assert_same
+from tests.services import REDIS_URL, redis_or_skip
 from tests.spark.session import spark_or_skip, spark_session
 
 

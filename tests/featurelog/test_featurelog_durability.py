@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-import parity.featurelog.writer as writer_module
+import parity.featurelog.writer_thread as writer_module
 from parity.featurelog import FeatureLogWriter, LogSchema, read_log, read_segments
 from parity.featurelog.ledger import Ledger
 from tests.featurelog.helpers import make_record

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parity.errors import InputError, TimeError
+from parity.errors import InputError, InputTypeError, TimeError
 from parity.featurelog import FeatureLogRecord, records_table, table_records
 from parity.featurelog.columns import decode_table, encode_batches
 from tests.featurelog.helpers import T0, make_record
@@ -67,7 +67,7 @@ def test_naive_datetime_feature_cannot_be_encoded() -> None:
     record.features["when"] = datetime(2024, 3, 1)
     payloads, failures = encode_batches([make_record(0), record])
     assert [count for count, _ in payloads] == [1]
-    assert [(r.request_id, type(e)) for r, e in failures] == [("r1", TypeError)]
+    assert [(r.request_id, type(e)) for r, e in failures] == [("r1", InputTypeError)]
     assert "naive" in str(failures[0][1])
     with pytest.raises(TimeError, match="when"):
         record.validate()

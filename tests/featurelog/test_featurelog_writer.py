@@ -19,7 +19,7 @@ from parity.featurelog import (
     is_sampled,
     read_segments,
 )
-from parity.featurelog import writer as writer_module
+from parity.featurelog import writer_thread as writer_module
 from parity.featurelog.segments import is_sealed, list_segments
 from tests.featurelog.helpers import make_record
 

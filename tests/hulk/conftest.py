@@ -6,9 +6,8 @@ Redis cases skip with the reason shown, unless PARITY_REQUIRE_SERVICES=1 (then t
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,23 +15,10 @@ import pytest
 
 import parity as pt
 from parity.hulk.stores import PublicationStore, open_publication_store
+from tests.hulk.helpers import StoreFactory
+from tests.services import REDIS_URL, redis_or_skip
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 BACKENDS = ["memory", "sqlite", "redis"]
-StoreFactory = Callable[[], PublicationStore]
-
-
-def redis_or_skip() -> None:
-    """Skip (or fail, when services are required) if Redis does not answer."""
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:  # any failure to reach it is the same "not available"
-        reason = f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}: {exc}"
-        if os.environ.get("PARITY_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + " (PARITY_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -81,9 +67,6 @@ def new_store(store_url: str) -> Iterator[StoreFactory]:
 def store(new_store: StoreFactory) -> PublicationStore:
     """One fresh store of the backend."""
     return new_store()
-
-
-AT = "2024-02-01T00:00:00Z"
 
 
 @pytest.fixture

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
 
+from parity.hulk.stores import PublicationStore
 from parity.sentinel import Alerter, Verdict
+
+#: Opens one more store on the same backend and URL as the test's store.
+StoreFactory = Callable[[], PublicationStore]
+#: The moment the Hulk tests publish at.
+AT = "2024-02-01T00:00:00Z"
 
 
 def scores(n: int, value: Any = None, start: int = 0, scale: float = 1.0) -> pa.Table:

@@ -12,7 +12,7 @@ import parity as pt
 from parity.cli import main
 from parity.hulk import open_publications
 from parity.predictor import Predictor
-from tests.hulk.conftest import AT
+from tests.hulk.helpers import AT
 
 FNS = '''
 def spend(table):

@@ -11,7 +11,7 @@ import pytest
 import parity as pt
 from parity.errors import InputError
 from parity.hulk import Fallback, Keys, OnDemand, Precompute, open_publications, publish
-from tests.hulk.conftest import AT
+from tests.hulk.helpers import AT
 
 
 def spend(table: pa.Table) -> Any:

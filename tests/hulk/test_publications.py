@@ -17,8 +17,7 @@ from parity.errors import (
 )
 from parity.hulk import Fallback, Publications, ValidationPolicy
 from parity.hulk.stores import PublicationStore
-from tests.hulk.conftest import StoreFactory
-from tests.hulk.helpers import Recorder, scores
+from tests.hulk.helpers import Recorder, StoreFactory, scores
 
 LENIENT = ValidationPolicy(psi=100.0, max_keys_lost=1.0)
 

@@ -6,7 +6,7 @@ import pytest
 
 from parity.errors import StateError
 from parity.hulk.stores import PublicationStore
-from tests.hulk.conftest import StoreFactory
+from tests.hulk.helpers import StoreFactory
 
 
 def test_versions_are_allocated_in_increasing_order(store: PublicationStore) -> None:

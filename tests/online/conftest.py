@@ -6,31 +6,17 @@ skip with the reason shown, unless PARITY_REQUIRE_SERVICES=1, where they fail in
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from parity.online import OnlineStore, open_store
+from tests.online.helpers import StoreFactory
+from tests.services import REDIS_URL, redis_or_skip
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 BACKENDS = ["memory", "sqlite", "redis"]
-StoreFactory = Callable[[], OnlineStore]
-
-
-def redis_or_skip() -> None:
-    """Skip (or fail, when services are required) if Redis does not answer."""
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:  # any failure to reach it is the same "not available"
-        reason = f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}: {exc}"
-        if os.environ.get("PARITY_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + " (PARITY_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,7 +13,7 @@ from parity.errors import ConfigError
 from parity.online import Block, open_online
 from parity.online.base import FOREIGN_FLAG, decode, encode
 from tests.conformance import catalog, plays
-from tests.online.conftest import StoreFactory
+from tests.online.helpers import StoreFactory
 
 
 def block(n: int, start: int = 0, fid: str = "f") -> Block:

@@ -14,7 +14,7 @@ import pytest
 
 from parity.predictor import Predictor
 from tests.sentinel import models, world
-from tests.sentinel.conftest import TRAIN_START, Setup, Tables
+from tests.sentinel.helpers import TRAIN_START, Setup, Tables
 
 
 def corrupted_artifact(s: Setup, t: Tables) -> int:

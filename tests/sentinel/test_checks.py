@@ -17,7 +17,7 @@ from parity.sentinel.config import ContractConfig, DriftConfig
 from parity.sentinel.context import scoring_threads
 from parity.sentinel.stats import ratio_of_medians
 from tests.sentinel import models, world
-from tests.sentinel.conftest import Tables
+from tests.sentinel.helpers import Tables
 
 
 def ctx_for(tables: Tables, **kwargs: Any) -> CheckContext:

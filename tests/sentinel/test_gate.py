@@ -14,7 +14,7 @@ import pytest
 from parity.sentinel import CheckResult, Sentinel, SentinelConfig, Verdict, register_check
 from parity.sentinel.checks import registered_checks
 from tests.sentinel import models, world
-from tests.sentinel.conftest import Setup, Tables
+from tests.sentinel.helpers import Setup, Tables
 
 
 class _Recorder(BaseHTTPRequestHandler):

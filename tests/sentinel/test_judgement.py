@@ -17,7 +17,7 @@ import pytest
 from parity.sentinel import Verdict
 from parity.sentinel.window import TrainingWindow, restrict
 from tests.sentinel import models, world
-from tests.sentinel.conftest import TRAIN_START, TRAINING, Setup, Tables
+from tests.sentinel.helpers import TRAIN_START, TRAINING, Setup, Tables
 
 JUDGED = ["contract", "shadow_accuracy", "segments", "drift", "calibration"]
 _BUSY: list[pa.Table] = []

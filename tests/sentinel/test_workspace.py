@@ -20,7 +20,7 @@ from parity.cli.sentinel import sentinel as sentinel_cli
 from parity.featurelog import FeatureLogRecord, FeatureLogWriter
 from parity.sentinel import Sentinel, WorkspaceInputs
 from tests.sentinel import models, world
-from tests.sentinel.conftest import TEST_CONFIG, Tables
+from tests.sentinel.helpers import TEST_CONFIG, Tables
 
 FEATURES_PY = """\
 from tests.sentinel.world import conversions, member, member_features, plays, profiles

@@ -1,17 +1,70 @@
-"""Test helpers: a served workspace with another ``serving:`` section, and an HTTP client."""
+"""Test helpers: the served workspace's definitions and handle, a free port, a workspace seen
+with another ``serving:`` section, and an HTTP client. A non-test module: test modules import
+these from here, never from ``conftest`` or another test module."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 from fastapi.testclient import TestClient
+from sklearn.linear_model import LogisticRegression
 
 import parity as pt
+from parity.predictor import Predictor
 from parity.serving.app import create_app
 from parity.serving.factory import build_service
 from parity.serving.service import PredictionService
+
+UTC = timezone.utc
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+DEFINITIONS = '''
+import parity as pt
+
+customer = pt.Entity("customer", keys={"customer_id": int})
+purchases = pt.EventSource("purchases", customer, {"amount": float})
+
+@pt.transform(dtype="float", request=["discount"])
+def spend_after_discount(spend_7d, discount: float):
+    return spend_7d * (1 - (discount or 0))
+
+customer_features = pt.FeatureSet("customer_features", customer, [
+    pt.Aggregate("spend_7d", purchases, "sum", "amount", window="7d"),
+    pt.Aggregate("orders_7d", purchases, "count", window="7d"),
+    spend_after_discount,
+])
+'''
+
+
+@dataclass
+class Served:
+    ws: pt.Workspace
+    versions: list[int]
+
+    def register(self, coef_sign: float = 1.0, **kw: Any) -> int:
+        fs = self.ws.definitions.feature_set("customer_features")
+        X = np.array([[0, 0, 0], [10, 1, 9], [50, 3, 45], [100, 5, 90]], dtype=float)
+        model = LogisticRegression().fit(X * coef_sign, [0, 0, 1, 1])
+        predictor = Predictor(model, ["spend_7d", "orders_7d", "spend_after_discount"],
+                              feature_sets=kw.pop("feature_sets", [fs]))
+        mv = self.ws.registry.register("churn", predictor,
+                                       feature_sets=predictor.feature_set_versions, **kw)
+        self.versions.append(mv.version)
+        return int(mv.version)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
 
 AUTH = {"Authorization": "Bearer s3cret"}
 BODY = {"keys": {"customer_id": 2}, "request": {"discount": 0.1}}

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 import parity as pt
-from tests.serving.test_hot_swap import free_port
+from tests.serving.helpers import free_port
 
 
 def test_serve_without_a_live_model_says_what_to_run(tmp_path: Path) -> None:

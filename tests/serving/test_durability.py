@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-import parity.featurelog.writer as writer_module
+import parity.featurelog.writer_thread as writer_module
 from parity.featurelog import read_log
-from tests.serving.conftest import Served
-from tests.serving.helpers import BODY, serve
+from tests.serving.helpers import BODY, Served, serve
 
 
 def _full_disk(monkeypatch: pytest.MonkeyPatch) -> list[bool]:

@@ -15,8 +15,7 @@ import parity as pt
 from parity.errors import ConfigError
 from parity.featurelog import read_log, training_set_from_log
 from parity.serving.factory import build_service
-from tests.serving.conftest import DEFINITIONS, NOW, Served
-from tests.serving.helpers import AUTH, BODY, WithServing, serve
+from tests.serving.helpers import AUTH, BODY, DEFINITIONS, NOW, Served, WithServing, serve
 
 BIG = 2**70
 

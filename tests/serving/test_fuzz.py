@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parity.serving.service import PredictionService
-from tests.serving.conftest import Served
-from tests.serving.helpers import serve
+from tests.serving.helpers import Served, serve
 
 WEIRD_INTS = st.sampled_from([0, -1, 1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 2**70, 10**300])
 WEIRD_TEXT = st.sampled_from(["", "é", "\x00", "\ud7ff", "1e309", "NaN", "2024-01-01T00:00:00",

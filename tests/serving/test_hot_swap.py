@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,13 +14,7 @@ from parity.errors import ArtifactIntegrityError
 from parity.serving.app import create_app
 from parity.serving.factory import build_service
 from parity.serving.service import PredictionService
-from tests.serving.conftest import Served
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serving.helpers import Served, free_port
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from parity.featurelog import read_log
 from parity.serving.app import create_app
 from parity.serving.factory import build_service
 from parity.serving.service import PredictionService
-from tests.serving.conftest import Served
+from tests.serving.helpers import Served
 
 AUTH = {"Authorization": "Bearer s3cret"}
 

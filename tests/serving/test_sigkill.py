@@ -17,8 +17,7 @@ import pandas as pd
 
 import parity as pt
 from parity.featurelog import read_log
-from tests.serving.conftest import DEFINITIONS, NOW, Served
-from tests.serving.test_hot_swap import free_port
+from tests.serving.helpers import DEFINITIONS, NOW, Served, free_port
 
 
 def _workspace(tmp_path: Path) -> Path:

@@ -42,6 +42,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from parity.errors import InputTypeError
 from parity.featurelog.record import FeatureLogRecord, decode_value, encode_value
 from parity.timeutil import TIMESTAMP_TYPE
 
@@ -75,9 +76,12 @@ class LogSchema:
         if declared is None:
             return typed_column(name, values)
         if _has_timestamp(declared):
-            _all_aware(name, values)  # raises TypeError for a naive datetime
+            _all_aware(name, values)  # raises InputTypeError for a naive datetime
         if pa.types.is_integer(declared) and any(isinstance(v, float) for v in values):
-            raise TypeError(f"{name}: a float cannot be stored in an {declared} column")
+            raise InputTypeError(
+                f"{name}: a float cannot be stored in an {declared} column; log an int, or "
+                f"declare the column as a float"
+            )
         return pa.field(name, declared), pa.array(values, declared)
 
 
@@ -156,7 +160,10 @@ def _all_aware(name: str, values: Iterable[Any]) -> bool:
             if not isinstance(item, datetime):
                 return False
             if item.utcoffset() is None:
-                raise TypeError(f"{name}: naive datetime {item.isoformat()} cannot be logged")
+                raise InputTypeError(
+                    f"{name}: naive datetime {item.isoformat()} cannot be logged; give it a "
+                    f"time zone (UTC)"
+                )
     return True
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from parity.errors import ConcurrentChangeError
 from parity.featurelog.columns import decode_table, empty_table, unify_tables
 from parity.featurelog.segments import (
     PartFile,
@@ -157,7 +158,10 @@ def read_log(root: str | Path, report: ReadReport | None = None) -> pa.Table:
                 setattr(report, name, getattr(report, name) + getattr(local, name))
             report.torn_files.extend(local.torn_files)
         return table
-    raise RuntimeError(f"feature log {folder}: files kept changing while reading; try again")
+    raise ConcurrentChangeError(
+        f"feature log {folder}: files kept changing while reading (a compaction is running); "
+        f"read again"
+    )
 
 
 def _read(segments: list[SegmentFile], parts: list[PartFile], report: ReadReport) -> pa.Table:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from parity.errors import InputError, TimeError
+from parity.errors import InputError, InputTypeError, TimeError
 from parity.timeutil import UTC, us_to_datetime
 
 FeatureScalar = int | float | str | bool | datetime | None
@@ -102,13 +102,18 @@ def _default(value: object) -> object:
     """JSON fallback for values the C encoder does not know: datetimes and NumPy values."""
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise TypeError(f"naive datetime {value.isoformat()} cannot be logged")
+            raise InputTypeError(
+                f"naive datetime {value.isoformat()} cannot be logged; give it a time zone (UTC)"
+            )
         delta = value - _EPOCH
         return {_TIME_TAG: (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds}
     tolist = getattr(value, "tolist", None)  # NumPy scalars and arrays
     if tolist is not None:
         return tolist()
-    raise TypeError(f"{type(value).__name__} value {value!r} is not JSON-serialisable")
+    raise InputTypeError(
+        f"{type(value).__name__} value {value!r} is not JSON-serialisable; log int, float, "
+        f"str, bool, None, an aware datetime, or lists and dicts of those"
+    )
 
 
 # JSON is only the fallback for values no Arrow column type fits, so the public API is fast enough.

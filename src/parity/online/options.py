@@ -70,12 +70,12 @@ def parse_setting(name: str, value: Any, where: str) -> Any:
         if name in ("flush_every", "max_segments"):
             number = int(text)
             if number < 1:
-                raise ValueError(text)
+                raise ConfigError(f"must be a whole number >= 1, got {text}")
             return number
         if name == "flush_seconds":
             seconds = float(text)
             if seconds < 0:
-                raise ValueError(text)
+                raise ConfigError(f"must be a number of seconds >= 0, got {text}")
             return seconds
     except (ValueError, DefinitionError) as exc:
         raise ConfigError(

@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from parity.errors import InputError, TimeError
+from parity.errors import InputError, InputTypeError, TimeError
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 ALIAS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -254,7 +254,7 @@ def _json_default(value: Any) -> Any:
         return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return value.item()
-    raise TypeError(f"{type(value).__name__} value {value!r} is not JSON-compatible")
+    raise InputTypeError(f"{type(value).__name__} value {value!r} is not JSON-compatible")
 
 
 def dump_json(value: Any, field: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from parity.errors import DefinitionError, WorkspaceError
+from parity.errors import ConfigError, DefinitionError, WorkspaceError
 from parity.timeutil import parse_duration
 
 
@@ -23,41 +23,41 @@ def coerce(value: Any, kind: str, path: str) -> Any:
 
 def _duration(value: Any, path: str) -> float:
     if isinstance(value, bool):
-        raise TypeError("expected a duration such as 90s, 15m, 2h or 7d")
+        raise ConfigError("expected a duration such as 90s, 15m, 2h or 7d")
     if isinstance(value, (int, float)):
         if value <= 0:
-            raise ValueError("a duration must be positive")
+            raise ConfigError("a duration must be positive")
         return float(value)
     if isinstance(value, (str, timedelta)):
         us = parse_duration(value, path)
         assert us is not None
         return us / 1e6
-    raise TypeError("expected a duration such as 90s, 15m, 2h or 7d")
+    raise ConfigError("expected a duration such as 90s, 15m, 2h or 7d")
 
 
 def _number(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("expected a number")
+        raise ConfigError("expected a number")
     return float(value)
 
 
 def _integer(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TypeError("expected a whole number >= 0")
+        raise ConfigError("expected a whole number >= 0")
     return value
 
 
 def _floats(value: Any, path: str) -> tuple[float, ...]:
     items = [value] if isinstance(value, (int, float)) else value
     if not isinstance(items, (list, tuple)):
-        raise TypeError("expected a list of numbers")
+        raise ConfigError("expected a list of numbers")
     return tuple(_number(v, path) for v in items)
 
 
 def _strings(value: Any, path: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-        raise TypeError("expected a list of names")
+        raise ConfigError("expected a list of names")
     return tuple(items)
 
 
@@ -66,18 +66,18 @@ def _ref(value: Any, path: str) -> int | str | None:
         return value
     if isinstance(value, str):
         return int(value) if value.isdigit() else value
-    raise TypeError("expected a version number or an alias name")
+    raise ConfigError("expected a version number or an alias name")
 
 
 def _bool(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
-        raise TypeError("expected true or false")
+        raise ConfigError("expected true or false")
     return value
 
 
 def _string(value: Any, path: str) -> str:
     if not isinstance(value, str):
-        raise TypeError("expected text")
+        raise ConfigError("expected text")
     return value
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from parity.definitions import FeatureSet
+from parity.errors import InputTypeError, NotFoundError, ScoringError
 from parity.sentinel.config import SentinelConfig
 from parity.sentinel.isolation import ArtifactReader
 from parity.sentinel.verdict import CheckResult
@@ -99,23 +100,23 @@ class CheckContext:
     def scores(self, which: str) -> np.ndarray:
         """The predictor's outputs on the shadow rows as float64 (cached).
 
-        Outputs that are not single numbers (class probability lists, top-k) raise
-        ``TypeError``; a predictor that raises re-raises the same error on every call.
+        A predictor that raises, or whose outputs are not single numbers (class probability
+        lists, top-k), raises ``ScoringError`` (a RuntimeError), the same on every call.
         """
         if which in self._score_errors:
-            raise RuntimeError(self._score_errors[which])
+            raise ScoringError(self._score_errors[which])
         if which not in self._scores:
             predictor = self.predictor(which)
             if predictor is None or self.shadow is None:
-                raise LookupError(self.shadow_note if self.shadow is None and self.shadow_note
-                                  else f"no {which} predictor or no shadow rows to score")
+                raise NotFoundError(self.shadow_note if self.shadow is None and self.shadow_note
+                                    else f"no {which} predictor or no shadow rows to score")
             try:
                 outputs = predictor.predict_table(self.shadow)
                 self._scores[which] = as_numbers(outputs)
             except Exception as err:
                 self._score_errors[which] = f"scoring the {which} model raised " \
                                             f"{type(err).__name__}: {err}"
-                raise RuntimeError(self._score_errors[which]) from err
+                raise ScoringError(self._score_errors[which]) from err
         return self._scores[which]
 
     def no_shadow_reason(self) -> str:
@@ -133,7 +134,7 @@ class CheckContext:
     def labels(self) -> np.ndarray:
         """The shadow rows' labels as float64 (NaN where null)."""
         if self.shadow is None or self.label not in self.shadow.column_names:
-            raise LookupError(f"the shadow rows have no {self.label!r} column")
+            raise NotFoundError(f"the shadow rows have no {self.label!r} column")
         column = self.shadow.column(self.label).cast(pa.float64())
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
@@ -167,12 +168,12 @@ def scoring_threads(threads: int) -> Iterator[None]:
 
 
 def as_numbers(outputs: Any) -> np.ndarray:
-    """Outputs that are one number per row as a float64 array; TypeError otherwise."""
+    """Outputs that are one number per row as a float64 array; InputTypeError otherwise."""
     if isinstance(outputs, np.ndarray) and outputs.ndim == 1:
         return outputs.astype(np.float64)
     values = list(outputs)
     if values and isinstance(values[0], (list, tuple, dict)):
-        raise TypeError(
+        raise InputTypeError(
             "the model returns several values per row (class probabilities or top-k); the "
             "sentinel's accuracy checks handle one number per row (a binary probability, a "
             "label or a regression value)"
@@ -180,4 +181,4 @@ def as_numbers(outputs: Any) -> np.ndarray:
     try:
         return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"the model's outputs are not numbers: {err}") from err
+        raise InputTypeError(f"the model's outputs are not numbers: {err}") from err

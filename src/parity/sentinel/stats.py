@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from parity.errors import ConfigError
+
 HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "log_loss": False, "brier": False,
                     "mse": False, "mae": False}
 _EPS = 1e-15
@@ -61,7 +63,9 @@ def row_losses(metric: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
         is_probability = bool(np.all((p >= 0) & (p <= 1))) and not np.array_equal(p, np.round(p))
         predicted = (p >= 0.5) if is_probability else np.round(p)
         return (predicted == y).astype(np.float64)
-    raise ValueError(f"metric {metric!r} has no per-row form")
+    raise ConfigError(
+        f"metric {metric!r} has no per-row form; use log_loss, brier, mse, mae or accuracy"
+    )
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -334,7 +338,7 @@ def chi2_sf(x: float, df: int) -> float:
 def chi2_ppf(q: float, df: int) -> float:
     """The ``q`` quantile of the chi-squared distribution with ``df`` degrees of freedom."""
     if not 0 < q < 1:
-        raise ValueError(f"quantile level must lie in (0, 1), got {q}")
+        raise ConfigError(f"quantile level q must lie in (0, 1), got {q}; pass e.g. 0.95")
     low, high = 0.0, max(1.0, df + 10 * math.sqrt(2 * df) + 50)
     while chi2_sf(high, df) > 1 - q:
         high *= 2

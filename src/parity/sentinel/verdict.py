@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from parity.errors import InputError, NotFoundError
 from parity.timeutil import UTC
 
 Status = Literal["pass", "fail", "not_enough_data", "skipped"]
@@ -84,7 +85,10 @@ class CheckResult:
         """A failing result; the headline defaults to the first finding (and a count)."""
         found = list(findings)
         if not found:
-            raise ValueError(f"check {check!r}: a failure needs at least one finding")
+            raise InputError(
+                f"check {check!r}: a failure needs at least one finding; pass a Finding that "
+                f"says what failed, or report the check as skipped"
+            )
         if reason is None:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             reason = found[0].message + more
@@ -169,7 +173,7 @@ class Verdict:
         for result in self.results:
             if result.check == check:
                 return result
-        raise KeyError(
+        raise NotFoundError(
             f"verdict {self.ref} has no result for check {check!r}; it ran "
             f"{', '.join(r.check for r in self.results) or 'no checks'}"
         )
@@ -282,7 +286,7 @@ def _status(value: object) -> Status:
     for status in STATUSES:
         if value == status:
             return status
-    raise ValueError(f"{value!r} is not a check status; expected one of {', '.join(STATUSES)}")
+    raise InputError(f"{value!r} is not a check status; expected one of {', '.join(STATUSES)}")
 
 
 def _clean(value: Any) -> Any:
