@@ -103,15 +103,33 @@ class SometimesNaN(Wrapped):
         return p
 
 
-class Slow(Wrapped):
-    """Sleeps ``delay`` seconds on every call."""
+class FakeClock:
+    """A clock that moves only when told: every read advances it by ``tick`` seconds (so a
+    fast call measures ``tick``), and a slow model advances it by its delay instead of
+    sleeping. Latency tests read it instead of the wall clock."""
 
-    def __init__(self, inner: Any, delay: float) -> None:
+    def __init__(self, tick: float = 0.0005) -> None:
+        self.now = 0.0
+        self.tick = tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Slow(Wrapped):
+    """Takes ``delay`` seconds on every call (slept, or advanced on a FakeClock)."""
+
+    def __init__(self, inner: Any, delay: float, clock: FakeClock | None = None) -> None:
         super().__init__(inner)
         self.delay = delay
+        self.sleep = clock.sleep if clock is not None else time.sleep
 
     def probability(self, X: np.ndarray) -> np.ndarray:
-        time.sleep(self.delay)
+        self.sleep(self.delay)
         return self.inner.predict_proba(X)[:, 1]
 
 
@@ -220,13 +238,15 @@ class SlowAtFirst(Wrapped):
     """Sleeps ``delay`` seconds on each of its first ``calls`` calls, then is fast: a model
     that hit a busy moment during the first latency run only."""
 
-    def __init__(self, inner: Any, delay: float, calls: int) -> None:
+    def __init__(self, inner: Any, delay: float, calls: int,
+                 clock: FakeClock | None = None) -> None:
         super().__init__(inner)
         self.delay = delay
         self.calls = calls
+        self.sleep = clock.sleep if clock is not None else time.sleep
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         if self.calls > 0:
             self.calls -= 1
-            time.sleep(self.delay)
+            self.sleep(self.delay)
         return self.inner.predict_proba(X)[:, 1]

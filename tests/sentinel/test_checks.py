@@ -166,10 +166,24 @@ def _latency_config(**latency: Any) -> SentinelConfig:
                                                  "max_seconds": 1.0, **latency}})
 
 
-def test_latency_over_budget_once_is_confirmed_by_a_second_run(tables: Tables) -> None:
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> models.FakeClock:
+    """The latency check reads this clock: timings are exact and independent of load."""
+    from parity.sentinel.checks import latency
+
+    clock = models.FakeClock()
+    monkeypatch.setattr(latency, "clock", clock)
+    return clock
+
+
+def test_latency_over_budget_once_is_confirmed_by_a_second_run(
+    tables: Tables, fake_clock: models.FakeClock
+) -> None:
     # Slow for the first run only (as on a machine that was busy for a moment): the second
     # run is within budget, so the check passes and says it ran twice.
-    slow_start = world.wrap(tables.good, models.SlowAtFirst(tables.good.model, 0.2, calls=8))
+    slow_start = world.wrap(
+        tables.good, models.SlowAtFirst(tables.good.model, 0.2, calls=8, clock=fake_clock)
+    )
     result = run("latency", ctx_for(tables, candidate=slow_start,
                                     config=_latency_config(budget_ms=100)))
     assert result.status == "pass", result.reason
@@ -177,8 +191,10 @@ def test_latency_over_budget_once_is_confirmed_by_a_second_run(tables: Tables) -
     assert result.evidence["runs"][0]["candidate_figure_ms"] > 100
 
 
-def test_latency_over_budget_twice_fails_and_slower_than_live_fails(tables: Tables) -> None:
-    slow = world.wrap(tables.good, models.Slow(tables.good.model, 0.15))
+def test_latency_over_budget_twice_fails_and_slower_than_live_fails(
+    tables: Tables, fake_clock: models.FakeClock
+) -> None:
+    slow = world.wrap(tables.good, models.Slow(tables.good.model, 0.15, clock=fake_clock))
     result = run("latency", ctx_for(tables, candidate=slow, config=_latency_config(budget_ms=50)))
     assert result.status == "fail"
     assert result.codes == {"latency.budget", "latency.ratio"}

@@ -169,6 +169,9 @@ def decode(envelope: Envelope, *, allow_pickle: bool, what: str) -> Model:
         if fmt == SKOPS:
             inner = _load_skops(envelope.payload, what, meta.get("trusted"))
         elif fmt == PICKLE:
+            # Reached only with the documented allow_pickle opt-in (check_loadable above) and
+            # after verify() checked the sha256 and the HMAC under a key outside the metadata
+            # database: bytes from anyone without that key never get here.
             inner = pickle.loads(envelope.payload)
         else:
             inner = lgbm.load_lightgbm(fmt, meta, envelope.payload)
