@@ -130,19 +130,6 @@ class PostgresRegistry(SqlRegistry):
         return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
     @contextmanager
-    def _session(self) -> Iterator[None]:
-        """Share one connection among the primitives called inside (this thread; reentrant)."""
-        if getattr(self._local, "conn", None) is not None:
-            yield
-            return
-        with self._open() as conn:
-            self._local.conn = conn
-            try:
-                yield
-            finally:
-                self._local.conn = None
-
-    @contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection inside one transaction: committed on success, rolled back on error."""
         shared = getattr(self._local, "conn", None)

@@ -16,9 +16,10 @@ Driver exceptions are translated to ``parity.errors`` in each backend's ``_open`
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Protocol
 
@@ -61,6 +62,26 @@ class SqlRegistry(Registry):
 
     placeholder: ClassVar[str] = "?"
     lock_suffix: ClassVar[str] = ""
+
+    #: the connection a ``_session`` shares, per thread (set by each backend's ``__init__``)
+    _local: threading.local
+
+    @abstractmethod
+    def _open(self) -> AbstractContextManager[Any]:
+        """A new connection, closed on exit; driver errors become ``parity.errors``."""
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        """Share one connection among the primitives called inside (this thread; reentrant)."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._open() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
 
     @abstractmethod
     def _write(self) -> AbstractContextManager[Connection]:

@@ -114,19 +114,6 @@ class SqliteRegistry(SqlRegistry):
     # --- connections ---------------------------------------------------------------------
 
     @contextmanager
-    def _session(self) -> Iterator[None]:
-        """Share one connection among the primitives called inside (this thread; reentrant)."""
-        if getattr(self._local, "conn", None) is not None:
-            yield
-            return
-        with self._open() as conn:
-            self._local.conn = conn
-            try:
-                yield
-            finally:
-                self._local.conn = None
-
-    @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """The session's connection, or a new one closed on exit."""
         shared = getattr(self._local, "conn", None)
