@@ -4,11 +4,19 @@ baseline measured in the same run.
 
     .venv/bin/python benchmarks/online.py            # full run (a few minutes)
     .venv/bin/python benchmarks/online.py --quick    # smaller data, fewer calls
+    .venv/bin/python benchmarks/online.py --history [--quick]  # the history curve only
+    .venv/bin/python benchmarks/online.py --push-only          # the one-fact push only
+
+The history curve (``online_history``): get_features p50/p99 at 10, 100, 1,000 and 10,000
+events per entity, 15 aggregates, with tiles and with tiles off (raw facts) in the same run,
+bootstrap (materialize) time, and for Redis the ratio to a raw pipelined round trip.
 
 Baselines: materialize against the generic path it replaced (every version routed through
 ``routing.apply`` in 200k-row chunks, then every entity compacted one by one) and against
 merely reading the fact log; a one-fact push against a raw SQLite INSERT + COMMIT of a blob of
-the same size in WAL mode (the floor), and against ``push_canonical`` (no validation).
+the same size in WAL mode (the floor), and against ``push_canonical`` (no validation). The
+pushed fact is new each time (its own event_time); a re-push of the same fact (a new version
+of a stored fact: the correction path, which reads the entity) is printed next to it.
 
 One feature set of 20 features: count/sum/mean/max of an event source over 1h, 1d, 7d and 30d
 windows (16 aggregates) and 4 lookups of a state source. Entities hold 20 to 1,000 events in
@@ -256,15 +264,27 @@ def push_one(url: str, root: Path, calls: int) -> dict[str, float]:
     fact = {"customer_id": 1, "amount": 2.5, "quantity": 1, "event_time": END}
     counter = iter(range(10**9))
 
-    def push() -> None:
+    def push() -> None:  # a new fact (its own event_time, so its own content-hash fact id)
+        i = next(counter)
+        row = {**fact, "customer_id": i % 100, "event_time": END + timedelta(microseconds=i)}
+        online.push("orders", [row], now=now + timedelta(seconds=i))
+
+    def repush() -> None:  # the same fact again: a new version of a stored fact (a correction)
         i = next(counter)
         online.push("orders", [{**fact, "customer_id": i % 100}], now=now + timedelta(seconds=i))
 
-    canonical = normalize_facts(orders, [fact], recorded_at="now", now=1)
+    canonicals = iter(
+        [
+            normalize_facts(
+                orders, [{**fact, "event_time": END + timedelta(microseconds=i)}], "now", now=1
+            )
+            for i in range(3 * calls + 1)
+        ]
+    )
 
     def push_canonical() -> None:
         i = next(counter)
-        online.push_canonical("orders", canonical, now=now + timedelta(seconds=i))
+        online.push_canonical("orders", next(canonicals), now=now + timedelta(seconds=i))
 
     raw_path = root / f"raw-{uuid.uuid4().hex[:6]}.db"
     con = sqlite3.connect(raw_path, isolation_level=None)
@@ -280,6 +300,7 @@ def push_one(url: str, root: Path, calls: int) -> dict[str, float]:
 
     result = {
         "push": median_runs(lambda: timed(push, calls))[0],
+        "repush": median_runs(lambda: timed(repush, calls))[0],
         "push_canonical": median_runs(lambda: timed(push_canonical, calls))[0],
         "raw": median_runs(lambda: timed(raw, calls))[0],
     }
@@ -297,7 +318,8 @@ def report_push(url: str, root: Path, calls: int) -> None:
         f"{one['push'] / one['raw']:.1f}x a raw SQLite INSERT+COMMIT "
         f"({one['raw']:.3f} ms); push_canonical (no validation) "
         f"{one['push_canonical']:.3f} ms = {one['push_canonical'] / one['raw']:.1f}x raw; "
-        f"validation is {1 - one['push_canonical'] / one['push']:.0%} of the push"
+        f"validation is {1 - one['push_canonical'] / one['push']:.0%} of the push; "
+        f"re-push of a stored fact (correction path) {one['repush']:.3f} ms"
     )
 
 
@@ -350,10 +372,20 @@ def main() -> None:
     parser.add_argument("--ingest-events", type=int, default=200_000)
     parser.add_argument("--quick", action="store_true", help="200 entities, 2,000 calls")
     parser.add_argument("--push-only", action="store_true", help="only the one-fact push")
+    parser.add_argument(
+        "--history", action="store_true", help="only the history curve (10..10,000 events)"
+    )
     args = parser.parse_args()
     if args.push_only:  # seconds instead of minutes: no data set, no materialize
         with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
             report_push(f"sqlite:///{Path(tmp) / 'online.db'}", Path(tmp), args.calls)
+        return
+    if args.history:
+        import online_history
+
+        backends = ["memory", "sqlite"] + (["redis"] if redis_up() else [])
+        with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
+            online_history.run(Path(tmp), backends, args.quick)
         return
     if args.quick:
         args.entities, args.calls, args.ingest_events = 200, 2_000, 50_000

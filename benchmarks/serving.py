@@ -14,6 +14,11 @@ Phases, each against a fresh `parity serve` process on loopback:
      threads (drift in a shared machine's load hits both modes alike): throughput and p99
   6. logging on at --rate while the live alias moves five times: failed requests and p99
      during swaps vs steady state
+  7. parity vs a bare FastAPI app (``bare_app`` below: the same model artifact, the same
+     features computed in plain Python from a dict of each customer's events, one-row
+     ``predict_proba``), closed loop with 8 connections, ``--workers 1`` and ``--workers 2``
+     for both, apps alternated, ``--repeats`` rounds: medians of throughput, p50 and p99 and
+     parity's ratio to the bare app (goal: >= 0.8). ``--only-bare`` runs just this phase.
 """
 
 from __future__ import annotations
@@ -94,29 +99,27 @@ def build_workspace(customers: int, events: int) -> Path:
     ws = pt.open(ws_dir)
     rng = np.random.default_rng(7)
     now = datetime.now(UTC)
-    ws.ingest(
-        "purchases",
-        pd.DataFrame(
-            {
-                "customer_id": rng.integers(0, customers, events),
-                "amount": rng.gamma(2.0, 20.0, events).round(2),
-                "item": rng.integers(0, 500, events).astype(str),
-                "event_time": pd.to_datetime(now)
-                - pd.to_timedelta(rng.uniform(0, 40, events), unit="D"),
-            }
-        ),
+    purchases = pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, customers, events),
+            "amount": rng.gamma(2.0, 20.0, events).round(2),
+            "item": rng.integers(0, 500, events).astype(str),
+            "event_time": pd.to_datetime(now)
+            - pd.to_timedelta(rng.uniform(0, 40, events), unit="D"),
+        }
     )
-    ws.ingest(
-        "profiles",
-        pd.DataFrame(
-            {
-                "customer_id": np.arange(customers),
-                "segment": "a",
-                "score": rng.normal(size=customers),
-                "event_time": pd.to_datetime(now - timedelta(days=60)),
-            }
-        ),
+    profiles = pd.DataFrame(
+        {
+            "customer_id": np.arange(customers),
+            "segment": "a",
+            "score": rng.normal(size=customers),
+            "event_time": pd.to_datetime(now - timedelta(days=60)),
+        }
     )
+    ws.ingest("purchases", purchases)
+    ws.ingest("profiles", profiles)
+    purchases.to_parquet(DATA / "bare-purchases.parquet")  # what the bare app serves from
+    profiles.to_parquet(DATA / "bare-profiles.parquet")
     ws.online.materialize()
     contexts = pd.DataFrame(
         {"customer_id": np.arange(min(customers, 5000)), "at": pd.Timestamp(now)}
@@ -149,21 +152,30 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, ws_dir: Path, log: bool, sync: bool = False) -> None:
+    def __init__(self, ws_dir: Path, log: bool, sync: bool = False, workers: int = 1,
+                 bare: bool = False) -> None:
         self.port = free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "parity.cli",
-            "-w",
-            str(ws_dir),
-            "serve",
-            "--port",
-            str(self.port),
-            "--log" if log else "--no-log",
-            "--sync-log" if sync else "--no-sync-log",
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if bare:  # the bare app on the same listener as parity's (see run_workers)
+            args = [sys.executable, __file__, "--serve-bare", str(self.port), str(workers)]
+        else:
+            args = [
+                sys.executable,
+                "-m",
+                "parity.cli",
+                "-w",
+                str(ws_dir),
+                "serve",
+                "--port",
+                str(self.port),
+                "--log" if log else "--no-log",
+                "--sync-log" if sync else "--no-sync-log",
+                "--workers",
+                str(workers),
+            ]
+        # The bare app gets parity's `serving.threads: 1` (one OpenMP thread per scoring call).
+        env = {**os.environ, BARE_ENV: str(ws_dir), **({"OMP_NUM_THREADS": "1"} if bare else {})}
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=env)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -233,23 +245,61 @@ async def open_loop(
 
 
 async def closed_loop(base: str, duration: float, customers: int, connections: int = 8) -> float:
-    done = 0
+    """Requests per second with ``connections`` clients each sending as soon as answered."""
+    return float((await closed_loop_stats(base, duration, customers, connections))["throughput"])
+
+
+async def closed_loop_stats(base: str, duration: float, customers: int,
+                            connections: int = 8) -> dict[str, float]:
+    """Closed loop: throughput, p50 and p99 (ms) and non-200 answers."""
+    latencies: list[float] = []
+    errors = 0
     stop_at = time.perf_counter() + duration
     rng = np.random.default_rng(2)
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
 
         async def worker() -> None:
-            nonlocal done
+            nonlocal errors
             while time.perf_counter() < stop_at:
-                await client.post(
+                sent = time.perf_counter()
+                r = await client.post(
                     "/v1/models/churn/predict",
                     json={"keys": {"customer_id": int(rng.integers(0, customers))}},
                 )
-                done += 1
+                latencies.append(time.perf_counter() - sent)
+                errors += r.status_code != 200
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
-        return done / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000
+    return {"throughput": len(latencies) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "errors": errors,
+            "requests": len(latencies)}
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(p, 0.0) for p in tree)
 
 
 def swap_phase(ws_dir: Path, rate: float, duration: float, customers: int) -> dict[str, Any]:
@@ -278,6 +328,125 @@ def swap_phase(ws_dir: Path, rate: float, duration: float, customers: int) -> di
         return result
     finally:
         server.stop()
+
+
+BARE_ENV = "PARITY_BENCH_WS"
+
+
+def bare_app() -> Any:
+    """The baseline: a bare FastAPI app serving the same model artifact (a uvicorn factory).
+
+    Features are computed with plain Python from dicts built at startup (each customer's
+    purchase times and amounts, sorted; each customer's score): counts, sums, means and maxima
+    over the 1/7/30-day windows before now, by bisection. No validation beyond the key, no
+    logging, no metrics: what a hand-written endpoint does.
+    """
+    import bisect
+    import uuid
+    from collections import defaultdict
+
+    from fastapi import FastAPI
+
+    import parity as pt
+
+    ws_dir = Path(os.environ[BARE_ENV])
+    registry = pt.open(ws_dir).registry
+    version = registry.get("churn", "live")
+    model = registry.load_version(version).model  # the sklearn estimator
+    purchases = pd.read_parquet(DATA / "bare-purchases.parquet")
+    profiles = pd.read_parquet(DATA / "bare-profiles.parquet")
+    events: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for cid, t, amount in zip(purchases["customer_id"].tolist(),
+                              (purchases["event_time"].astype("int64") / 1e9).tolist(),
+                              purchases["amount"].tolist()):
+        events[cid].append((t, amount))
+    history = {cid: ([t for t, _ in sorted(e)], [a for _, a in sorted(e)])
+               for cid, e in events.items()}
+    scores = dict(zip(profiles["customer_id"].tolist(), profiles["score"].tolist()))
+    nan = float("nan")
+
+    def features(cid: int, now: float) -> list[float]:
+        times, amounts = history.get(cid, ([], []))
+        end = bisect.bisect_left(times, now)
+        row = []
+        for days in (1, 7, 30):
+            start = bisect.bisect_left(times, now - days * 86400.0)
+            row.append((start, end))
+        (s1, e1), (s7, e7), (s30, e30) = row
+        spend = [sum(amounts[a:b]) for a, b in row]
+        orders_30d = e30 - s30
+        window = amounts[s30:e30]
+        return [e1 - s1, e7 - s7, orders_30d, *spend,
+                spend[2] / orders_30d if orders_30d else nan, max(window) if window else nan,
+                scores.get(cid, nan), spend[2] / orders_30d if orders_30d else nan]
+
+    app = FastAPI()
+
+    @app.post("/v1/models/churn/predict")
+    def predict(body: dict[str, Any]) -> dict[str, Any]:
+        cid = int(body["keys"]["customer_id"])
+        row = features(cid, time.time())
+        output = float(model.predict_proba(np.array([row], dtype=float))[0, 1])
+        return {"request_id": body.get("request_id") or uuid.uuid4().hex, "model": "churn",
+                "version": version.version, "output": output, "found": cid in history}
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def bare_ratio_phase(ws_dir: Path, duration: float, customers: int,
+                     repeats: int) -> dict[str, Any]:
+    """parity vs the bare app with 1 and 2 workers; apps alternate within each round."""
+    out: dict[str, Any] = {}
+    for workers in (1, 2):
+        runs: dict[str, list[dict[str, float]]] = {"bare": [], "parity": []}
+        for round_no in range(repeats):
+            order = ("bare", "parity") if round_no % 2 == 0 else ("parity", "bare")
+            for name in order:
+                server = Server(ws_dir, log=True, workers=workers, bare=name == "bare")
+                try:
+                    asyncio.run(closed_loop_stats(server.base, 1.0, customers))  # warm-up
+                    cpu = tree_cpu_seconds(server.proc.pid)
+                    r = asyncio.run(closed_loop_stats(server.base, duration, customers))
+                    # Server CPU per request: what the machine's load cannot inflate much.
+                    r["cpu_ms"] = (tree_cpu_seconds(server.proc.pid) - cpu) / r["requests"] * 1e3
+                    r["load"] = os.getloadavg()[0]
+                    runs[name].append(r)
+                finally:
+                    server.stop()
+                console.print(f"  workers {workers} {name:6s} round {round_no + 1}: "
+                              f"{r['throughput']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 "
+                              f"{r['p99_ms']:.2f} ms, server CPU {r['cpu_ms']:.2f} ms/request, "
+                              f"errors {r['errors']:.0f}, load average {r['load']:.1f}")
+        out[str(workers)] = {
+            name: {key: float(np.median([r[key] for r in rs])) for key in rs[0]}
+            for name, rs in runs.items()
+        }
+    return out
+
+
+def report_bare(results: dict[str, Any], args: argparse.Namespace) -> None:
+    table = Table(title=f"parity vs bare FastAPI, closed loop, 8 connections, medians of "
+                  f"{args.repeats} x {args.bare_duration:.0f}s (parity logging on, queued)")
+    for column in ("workers", "bare req/s", "parity req/s", "ratio (goal >= 0.8)",
+                   "p50 ms bare / parity", "p99 ms bare / parity",
+                   "CPU ms/req bare / parity", "CPU ratio"):
+        table.add_column(column, justify="right")
+    for workers, r in results.items():
+        bare, par = r["bare"], r["parity"]
+        table.add_row(workers, f"{bare['throughput']:.0f}", f"{par['throughput']:.0f}",
+                      f"{par['throughput'] / bare['throughput']:.2f}",
+                      f"{bare['p50_ms']:.2f} / {par['p50_ms']:.2f}",
+                      f"{bare['p99_ms']:.2f} / {par['p99_ms']:.2f}",
+                      f"{bare['cpu_ms']:.2f} / {par['cpu_ms']:.2f}",
+                      f"{bare['cpu_ms'] / par['cpu_ms']:.2f}")
+    console.print(table)
+    console.print("CPU ratio: bare CPU per request / parity CPU per request, the throughput "
+                  "ratio to expect on a machine nothing else loads. Median load average "
+                  f"{np.median([x['load'] for r in results.values() for x in r.values()]):.1f}")
 
 
 class _LogDirWorkspace:
@@ -349,7 +518,22 @@ def interleaved_sync_cost(ws_dir: Path, duration: float, customers: int) -> dict
     return out
 
 
+def serve_bare(port: int, workers: int) -> None:
+    """Run ``bare_app`` with ``workers`` processes, as ``parity serve`` runs its own."""
+    if workers > 1:
+        from parity.cli.serve import run_workers
+
+        run_workers("serving:bare_app", "127.0.0.1", port, workers)
+        return
+    import uvicorn
+
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level="warning")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--serve-bare"]:
+        serve_bare(int(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -358,10 +542,25 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--no-swaps", action="store_true", help="skip the hot swap phase")
+    parser.add_argument("--only-bare", action="store_true",
+                        help="run only the parity vs bare FastAPI phase")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the bare phase")
+    parser.add_argument("--bare-duration", type=float, default=10,
+                        help="seconds of closed loop per app and round in the bare phase")
     args = parser.parse_args()
     console.print(f"building workspace: {args.customers:,} customers, {args.events:,} events")
     ws_dir = build_workspace(args.customers, args.events)
     results: dict[str, Any] = {}
+    console.print("parity vs bare FastAPI (closed loop, 8 connections), workers 1 and 2")
+    results["bare"] = bare_ratio_phase(ws_dir, args.bare_duration, args.customers,
+                                       args.repeats)
+    report_bare(results["bare"], args)
+    if args.only_bare:
+        (DATA / "serving-bare.json").write_text(json.dumps(results, indent=1))
+        console.print(f"command: python benchmarks/serving.py --customers {args.customers} "
+                      f"--events {args.events} --only-bare --repeats {args.repeats} "
+                      f"--bare-duration {args.bare_duration:.0f}; cores: {os.cpu_count()}")
+        return
     for name, log, sync in (("logging off", False, False), ("logging on", True, False),
                             ("logging sync", True, True)):
         server = Server(ws_dir, log, sync)

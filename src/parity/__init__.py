@@ -1,5 +1,6 @@
 """parity: one definition of every feature and model, executed identically offline and online."""
 
+from parity import listagg
 from parity.definitions import (
     Aggregate,
     Entity,
@@ -25,6 +26,7 @@ from parity.errors import (
 )
 from parity.factlog import FactLog, IngestReport, SourceSummary
 from parity.frames import to_arrow_table
+from parity.snapshot.live import LiveSource
 from parity.workspace import Workspace, init, open
 
 __version__ = "0.1.0"
@@ -39,6 +41,7 @@ __all__ = [
     "FeatureSet",
     "IngestReport",
     "InputError",
+    "LiveSource",
     "Lookup",
     "NotFoundError",
     "NotReadyError",
@@ -54,6 +57,7 @@ __all__ = [
     "WorkspaceError",
     "__version__",
     "init",
+    "listagg",
     "open",
     "to_arrow_table",
     "transform",

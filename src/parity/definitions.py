@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from parity.dtypes import NUMERIC, ORDERED, normalize_dtype
+from parity.dtypes import NUMERIC, ORDERED, is_nested, normalize_dtype
 from parity.entities import (
     EVENT_TIME,
     FACT_ID,
@@ -95,6 +95,14 @@ class Aggregate:
             object.__setattr__(self, "dtype", "int")
             return
         field_type = self.source.field_dtype(self.field)
+        if is_nested(field_type) and self.function != "last":
+            raise DefinitionError(
+                f"aggregate {self.name!r}: cannot {self.function} field {self.field!r} of "
+                f"source {self.source.name!r}, which is nested ({field_type!r}); only 'last' "
+                f"reads a nested field. Read the value with a Lookup (state source) or "
+                f"Aggregate(..., 'last', {self.field!r}) and reduce it with a transform, e.g. "
+                f"parity.listagg.transform('n_{self.field}', 'count', of='<that feature>')"
+            )
         if self.function in ("sum", "mean") and field_type not in NUMERIC:
             raise DefinitionError(
                 f"aggregate {self.name!r}: cannot {self.function} field {self.field!r} of "
@@ -183,6 +191,12 @@ class Transform:
         if not callable(self.fn):
             raise DefinitionError(f"transform {self.name!r}: fn must be callable")
         object.__setattr__(self, "dtype", normalize_dtype(self.dtype, f"transform {self.name!r}"))
+        if is_nested(self.dtype):
+            raise DefinitionError(
+                f"transform {self.name!r}: output dtype {self.dtype!r} is nested; a transform "
+                f"returns one of int, float, str, bool, timestamp. Return one scalar per "
+                f"transform (e.g. a count, a mean or the first item of a list)"
+            )
         object.__setattr__(self, "request", tuple(self.request))
         params = inspect.signature(self.fn).parameters.values()
         for param in params:

@@ -20,6 +20,12 @@ How pandas hashes one column (pandas 3.1, ``pandas/core/util/hashing.py``), per 
   ``_mix(siphash("True"/"False"))`` and null -> 2**64 - 1 (not mixed: a categorical's missing code).
 - ``str``: ``_mix(siphash(utf-8 bytes))``, null -> 2**64 - 1.
 - ``timestamp``: epoch microseconds (NaT = -2**63), then ``_mix``.
+- nested (``list<...>``, ``struct<...>``): pandas cannot hash lists and dicts, so parity
+  defines it: the value's canonical JSON text (``parity.dtypes.encode_nested``: struct fields
+  in declared order, timestamps as epoch microseconds, floats as shortest round-trip text;
+  ``encode_column`` for a whole column) is
+  hashed as a ``str`` value, null -> 2**64 - 1. Both paths replace the column by those texts
+  before hashing (``_texts_for_nested``), so they agree by construction.
 
 Columns combine like CPython's tuple hash (``_combine``). Event sources then hash the pair
 (row hash, occurrence of that row hash earlier in the batch) the same way.
@@ -34,7 +40,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from parity.dtypes import ARROW_TYPES
+from parity.dtypes import ARROW_TYPES, encode_column, is_nested
 from parity.errors import DefinitionError
 
 M64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -208,8 +214,23 @@ def fact_ids(
     ``dtypes`` gives each column's parity dtype. Small batches are hashed in plain Python,
     large ones through pandas; both give the same ids.
     """
+    columns, dtypes = _texts_for_nested(columns, dtypes)
     n = len(next(iter(columns.values()))) if columns else 0
     if n <= SMALL_BATCH:
         pairs = [(dtypes[name], column) for name, column in columns.items()]
         return pa.chunked_array([pa.array(small_fact_ids(kind, pairs), pa.string())])
     return pandas_fact_ids(kind, columns)
+
+
+def _texts_for_nested(
+    columns: Mapping[str, pa.ChunkedArray], dtypes: Mapping[str, str]
+) -> tuple[dict[str, pa.ChunkedArray], dict[str, str]]:
+    """Nested columns replaced by their canonical JSON texts, typed ``str`` (see above)."""
+    out_columns = dict(columns)
+    out_dtypes = dict(dtypes)
+    for name, dtype in dtypes.items():
+        if is_nested(dtype):
+            texts = encode_column(dtype, columns[name])
+            out_columns[name] = pa.chunked_array([pa.array(texts, pa.string())])
+            out_dtypes[name] = "str"
+    return out_columns, out_dtypes

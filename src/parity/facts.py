@@ -18,7 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity.definitions import EVENT_TIME, FACT_ID, RECORDED_AT, TOMBSTONE, Source
-from parity.dtypes import arrow_type, can_cast
+from parity.dtypes import (
+    arrow_type,
+    can_cast,
+    encode_column,
+    is_nested,
+    nested_mismatch,
+    non_finite_path,
+)
 from parity.errors import InputError, SchemaError, TimeError
 from parity.fact_ids import SMALL_BATCH, fact_ids
 from parity.frames import DataInput, read_data
@@ -208,7 +215,7 @@ def dedupe_facts(source: Source, table: pa.Table) -> pa.Table:
             return table
     elif table.group_by([FACT_ID, RECORDED_AT]).aggregate([]).num_rows == table.num_rows:
         return table
-    full_dups = table.to_pandas().duplicated()
+    full_dups = _hashable_table(source, table).to_pandas().duplicated()
     keep = pa.array(~full_dups.to_numpy())
     deduped = table.filter(keep)
     frame = deduped.select([FACT_ID, RECORDED_AT]).to_pandas()
@@ -235,6 +242,8 @@ def _typed_column(
     column = table.column(name)
     if pa.types.is_null(column.type):  # all null, or no rows: no type to check
         column = pa.chunked_array([pa.nulls(len(column), arrow_type(dtype))])
+    if is_nested(dtype):
+        return _nested_column(source, name, dtype, column)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if dtype == "int" and pa.types.is_floating(column.type):
@@ -280,6 +289,50 @@ def _typed_column(
             f"needs all its entity keys"
         )
     return column
+
+
+def _nested_column(
+    source: Source, name: str, dtype: str, column: pa.ChunkedArray
+) -> pa.ChunkedArray:
+    """A list/struct column checked against its declared shape, then cast to it exactly.
+
+    Never coerced: a missing or extra struct field or a leaf of another type is an error naming
+    the column, the declared and the found type; so is a NaN or infinite float inside (JSON, what
+    live services answer in, has neither; write null for a missing value).
+    """
+    expected = arrow_type(dtype)
+    reason = None if column.type == expected else nested_mismatch(column.type, dtype)
+    if reason is not None:
+        raise SchemaError(
+            f"source {source.name!r}: column {name!r} has type {column.type}, expected "
+            f"{dtype!r}: {reason}{_first_row_hint(column)}; convert it before ingesting"
+        )
+    if column.type != expected:
+        try:
+            column = column.cast(expected)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise SchemaError(
+                f"source {source.name!r}: column {name!r} cannot be read as {dtype!r}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+    bad = non_finite_path(dtype, column)
+    if bad is not None:
+        raise SchemaError(
+            f"source {source.name!r}: column {name!r} holds NaN or infinity at {bad}; parity "
+            f"stores finite floats only. Write null for a missing value, or a finite number"
+        )
+    return column
+
+
+def _hashable_table(source: Source, table: pa.Table) -> pa.Table:
+    """``table`` with each nested field replaced by its canonical JSON text (see
+    ``parity.dtypes.encode_nested``), so that pandas can hash and compare its rows."""
+    for column, dtype in source.schema.items():
+        if is_nested(dtype) and column in table.column_names:
+            texts = encode_column(dtype, table.column(column))
+            index = table.column_names.index(column)
+            table = table.set_column(index, column, pa.array(texts, pa.string()))
+    return table
 
 
 _FALSES = pa.array([False] * SMALL_BATCH, pa.bool_())

@@ -186,18 +186,21 @@ def _read_folder(path: Path, what: str) -> pa.Table:
 
 
 def _plain_types(table: pa.Table) -> pa.Table:
-    """Cast string views and large strings to ``string`` so type checks see one string type."""
-    fields = []
-    changed = False
-    for field in table.schema:
+    """Cast string views and large strings to ``string`` so type checks see one string type.
+
+    Only the columns whose type changes are cast: casting a whole table also "casts" the
+    others to their own type, and pyarrow's ``list<null>`` to ``list<null>`` cast corrupts
+    the list offsets.
+    """
+    for index, field in enumerate(table.schema):
         typ = field.type
         if pa.types.is_string_view(typ) or pa.types.is_large_string(typ):
             typ = pa.string()
         elif pa.types.is_binary_view(typ) or pa.types.is_large_binary(typ):
             typ = pa.binary()
-        changed |= typ != field.type
-        fields.append(field.with_type(typ))
-    return table.cast(pa.schema(fields, metadata=table.schema.metadata)) if changed else table
+        if typ != field.type:
+            table = table.set_column(index, field.with_type(typ), table.column(index).cast(typ))
+    return table
 
 
 def _arrow_message(exc: BaseException) -> str:

@@ -1,9 +1,10 @@
 """Applying transforms: one function object, called the same way online and offline.
 
 Inputs always travel as Arrow columns. A row-mode transform (the default) is called once per
-row with Python scalars from ``to_pylist()`` (None for null, aware datetimes for timestamps);
-a vectorized one is called with the pandas Series that ``to_pandas()`` gives. Online, a single
-context goes through exactly the same conversion with one-row columns.
+row with Python scalars from ``to_pylist()`` (None for null, aware datetimes for timestamps,
+plain lists and dicts for nested values); a vectorized one is called with the pandas Series
+that ``to_pandas()`` gives (an object Series of lists and dicts for a nested input). Online,
+a single context goes through exactly the same conversion with one-row columns.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from parity.errors import TransformError
 Column: TypeAlias = pa.Array | pa.ChunkedArray
 
 
-
-
 def apply_batch(transform: Transform, inputs: Mapping[str, Column], num_rows: int) -> pa.Array:
     """Apply ``transform`` to ``num_rows`` rows whose inputs are the Arrow columns ``inputs``.
 
     Returns an Arrow array of the transform's dtype. NaN results become null.
     """
     if transform.vectorized:
-        series = {name: inputs[name].to_pandas() for name in transform.inputs}
+        series = {name: _series(inputs[name]) for name in transform.inputs}
         try:
             result = transform.fn(**series)
         except Exception as exc:
@@ -70,6 +69,17 @@ def apply_row(
         name: pa.array([values.get(name)], type=types.get(name)) for name in transform.inputs
     }
     return apply_batch(transform, columns, 1)[0].as_py()
+
+
+def _series(column: Column) -> pd.Series:
+    """A column as the pandas Series a vectorized transform receives.
+
+    Nested values (lists, structs) arrive as an object Series of plain Python lists and dicts,
+    exactly what a row-mode transform gets, rather than pandas' numpy arrays of dicts.
+    """
+    if pa.types.is_nested(column.type):
+        return pd.Series(column.to_pylist(), dtype=object)
+    return column.to_pandas()
 
 
 def _call(transform: Transform, args: dict[str, Any]) -> Any:

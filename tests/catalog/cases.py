@@ -20,8 +20,9 @@ import pandas as pd
 import pyarrow as pa
 
 import parity as pt
-from parity import reference
+from parity import listagg, reference
 from parity.contexts import normalize_contexts
+from parity.dtypes import arrow_type, is_nested
 from tests.catalog.executors import Executor
 from tests.catalog.marks import Mark
 from tests.conformance import (
@@ -30,6 +31,7 @@ from tests.conformance import (
     at,
     catalog,
     frame,
+    member,
     play,
     plays,
     profile,
@@ -77,10 +79,29 @@ def build_log(root: Path, case: Case) -> pt.FactLog:
         facts = frame(rows, _columns(source, rows))
         if case.fact_zone:
             facts["event_time"] = facts["event_time"].dt.tz_convert(case.fact_zone)
-        log.ingest(source, facts)
+        log.ingest(source, _typed_nested(source, facts))
     for source, fact_id, hour in case.deletes:
         log.delete(source, [fact_id], recorded_at=ts(hour))
     return log
+
+
+def _typed_nested(source: pt.Source, facts: pd.DataFrame) -> pd.DataFrame | pa.Table:
+    """The facts as Arrow with nested fields typed as declared, when the source has any.
+
+    pandas infers ``list<null>`` for a column whose lists hold only nulls, and the whole-table
+    cast in ``parity.frames._plain_types`` then corrupts it (a pyarrow bug in list<null> ->
+    list<null> casts; see ``tests/core/test_nested.py::test_lists_of_only_nulls_from_pandas``).
+    """
+    nested = [c for c, dtype in source.schema.items() if is_nested(dtype) and c in facts]
+    if not nested:
+        return facts
+    table = pa.Table.from_pandas(facts.drop(columns=nested), preserve_index=False)
+    for column in nested:
+        values = [None if isinstance(v, float) else v for v in facts[column].tolist()]  # NaN
+        table = table.append_column(
+            column, pa.array(values, arrow_type(source.schema[column]))
+        )
+    return table
 
 
 def context_frame(case: Case) -> pd.DataFrame:
@@ -343,3 +364,153 @@ CASES.append(
         expect={"_row": [10, 11], "plays_all": [1, 0]},
     )
 )
+
+
+# -- nested values (issue 14: snapshots of live services) -------------------------------------
+
+_RECS = "list<struct<item:str,score:float>>"
+snapshots = pt.StateSource(
+    "rec_snapshots", member,
+    {"recs": _RECS, "top": {"item": str, "score": float, "seen": "timestamp"}, "tags": ["str"]},
+)
+responses = pt.EventSource("rec_responses", member, {"recs": _RECS})
+_recs = pt.Lookup("recs", snapshots, "recs")
+_last = pt.Aggregate("last_recs", responses, "last", "recs")
+NESTED = pt.FeatureSet(
+    "nested",
+    member,
+    [
+        _recs,
+        pt.Lookup("top", snapshots, "top"),
+        pt.Lookup("tags", snapshots, "tags", ttl="10h"),
+        _last,
+        pt.Aggregate("last_recs_5h", responses, "last", "recs", window="5h"),
+        listagg.transform("n_recs", "count", of=_recs),
+        listagg.transform("mean_score", "mean", of=_recs, field="score"),
+        listagg.transform("max_score", "max", of=_recs, field="score"),
+        listagg.transform("sum_score", "sum", of=_recs, field="score"),
+        listagg.transform("first_item", "min", of=_recs, field="item"),
+        listagg.transform("n_items", "count_distinct", of=_recs, field="item"),
+        listagg.transform("n_tags", "count", of="tags"),
+        listagg.transform("n_last", "count", of=_last),
+    ],
+)
+
+
+def _recs_of(*pairs: tuple[str | None, float | None]) -> list[dict[str, Any]]:
+    return [{"item": item, "score": score} for item, score in pairs]
+
+
+def snap(
+    member: int, hour: float, recs: Any = (), top: Any = None, tags: Any = None,
+    late: float = 0, fact_id: str | None = None,
+) -> dict[str, Any]:
+    """A snapshot of the recommendation service for ``member`` taken at T0 + ``hour``:
+    ``event_time = recorded_at`` (plus ``late`` hours for a correction or a late load)."""
+    return {
+        "member_id": member,
+        "recs": list(recs) if isinstance(recs, (list, tuple)) else recs,
+        "top": top,
+        "tags": tags,
+        "event_time": ts(hour),
+        "recorded_at": ts(hour + late),
+        "fact_id": fact_id or f"snap-{member}-{hour}",
+    }
+
+
+def response(member: int, hour: float, recs: Any, fact_id: str) -> dict[str, Any]:
+    """An event of ``rec_responses``: a response served at T0 + ``hour``."""
+    return {"member_id": member, "recs": recs, "event_time": ts(hour), "recorded_at": ts(hour),
+            "fact_id": fact_id}
+
+
+_AB = _recs_of(("a", 0.5), ("b", 0.25))
+_C = _recs_of(("c", 2.0))
+NESTED_CASES: list[Case] = [
+    Case(  # a snapshot taken at t is visible only to contexts after t, strictly
+        "nested_snapshot_visible_strictly_after_t",
+        {snapshots: [snap(1, 10, _AB, top={"item": "a", "score": 0.5, "seen": ts(9)},
+                          tags=["x", "y"])],
+         responses: [response(1, 10, _AB, "r1")]},
+        [at(1, 10), at(1, 10.0001), at(2, 11)],
+        feature_sets=(NESTED,),
+        expect={"recs": [None, _AB, None], "n_recs": [None, 2, None],
+                "mean_score": [None, 0.375, None], "last_recs": [None, _AB, None],
+                "top": [None, {"item": "a", "score": 0.5, "seen": ts(9)}, None],
+                "n_tags": [None, 2, None], "n_last": [None, 2, None]},
+    ),
+    Case(  # a later snapshot replaces an earlier one from the moment it is taken
+        "nested_later_snapshot_replaces_earlier",
+        {snapshots: [snap(1, 10, _AB), snap(1, 12, _C)],
+         responses: [response(1, 10, _AB, "r1"), response(1, 12, _C, "r2")]},
+        [at(1, 11), at(1, 12), at(1, 12.5), at(1, 17.5)],
+        feature_sets=(NESTED,),
+        expect={"recs": [_AB, _AB, _C, _C], "max_score": [0.5, 0.5, 2.0, 2.0],
+                "last_recs": [_AB, _AB, _C, _C], "last_recs_5h": [_AB, _AB, _C, None]},
+    ),
+    Case(  # an empty list is known and empty: count 0, sum 0, mean/max unknown
+        "nested_empty_lists",
+        {snapshots: [snap(1, 10, [], tags=[])], responses: [response(1, 10, [], "r1")]},
+        [at(1, 11)],
+        feature_sets=(NESTED,),
+        expect={"recs": [[]], "n_recs": [0], "sum_score": [0.0], "mean_score": [None],
+                "max_score": [None], "n_items": [0], "tags": [[]], "n_tags": [0],
+                "last_recs": [[]], "n_last": [0]},
+    ),
+    Case(  # null struct fields and null list elements are skipped, never read as 0
+        "nested_null_struct_fields",
+        {snapshots: [snap(1, 10, [*_recs_of(("a", None), (None, 1.0)), None],
+                          top={"item": None, "score": None, "seen": None},
+                          tags=["x", None])]},
+        [at(1, 11)],
+        feature_sets=(NESTED,),
+        expect={"n_recs": [2], "mean_score": [1.0], "first_item": ["a"], "n_items": [1],
+                "top": [{"item": None, "score": None, "seen": None}], "n_tags": [1]},
+    ),
+    Case(  # a null whole value is unknown: every listagg gives null, count too
+        "nested_null_whole_value",
+        {snapshots: [snap(1, 10, None, top=None, tags=None)],
+         responses: [response(1, 10, None, "r1")]},
+        [at(1, 11)],
+        feature_sets=(NESTED,),
+        expect={"recs": [None], "n_recs": [None], "sum_score": [None], "top": [None],
+                "last_recs": [None], "n_last": [None]},
+    ),
+    Case(  # a correction (same fact id, later recorded_at) replaces the snapshot from then on
+        "nested_correction",
+        {snapshots: [snap(1, 10, _AB, fact_id="s"), snap(1, 10, _C, late=3, fact_id="s")],
+         responses: [response(1, 10, _AB, "r"), {**response(1, 10, _C, "r"),
+                                                  "recorded_at": ts(13)}]},
+        [at(1, 11), at(1, 13), at(1, 13.5)],
+        feature_sets=(NESTED,),
+        expect={"recs": [_AB, _AB, _C], "last_recs": [_AB, _AB, _C]},
+        seeds=range(4),
+    ),
+    Case(
+        "nested_tombstone",
+        {snapshots: [snap(1, 8, _C), snap(1, 10, _AB, fact_id="s")],
+         responses: [response(1, 10, _AB, "r")]},
+        [at(1, 11), at(1, 12), at(1, 12.5)],
+        deletes=[(snapshots, "s", 12), (responses, "r", 12)],
+        feature_sets=(NESTED,),
+        expect={"recs": [_AB, _AB, _C], "last_recs": [_AB, _AB, None]},
+    ),
+    Case(
+        "nested_knowledge_cutoff",
+        {snapshots: [snap(1, 10, _AB), snap(1, 11, _C, late=5)],
+         responses: [response(1, 10, _AB, "r1"), {**response(1, 11, _C, "r2"),
+                                                   "recorded_at": ts(16)}]},
+        [at(1, 20)],
+        cutoff=ts(12),
+        feature_sets=(NESTED,),
+        expect={"recs": [_AB], "last_recs": [_AB]},
+    ),
+    Case(  # rule 2's order for last: event_time, then recorded_at, then fact id
+        "nested_last_ties",
+        {responses: [response(1, 10, _AB, "f1"), response(1, 10, _C, "f2")]},
+        [at(1, 11)],
+        feature_sets=(NESTED,),
+        expect={"last_recs": [_C]},
+    ),
+]
+CASES.extend(NESTED_CASES)

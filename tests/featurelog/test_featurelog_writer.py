@@ -308,3 +308,22 @@ def test_many_producer_threads_lose_and_duplicate_nothing(tmp_path: Path) -> Non
     assert [r.seq for r in records] == list(range(1, 6001))
     for record in records[::97]:
         assert record == make_record(int(record.request_id[1:]))
+
+
+def test_records_trickling_in_share_one_frame_and_a_flush_writes_at_once(tmp_path: Path) -> None:
+    """One frame per request would cost the serving threads ~0.7 ms of encoding each: the
+    writer waits up to half of fsync_every_ms for more records, unless someone waits."""
+    from parity.featurelog.segments import read_segment
+
+    writer = FeatureLogWriter(tmp_path, fsync_every_ms=2000)
+    for i in range(1, 11):
+        writer.log(make_record(i))
+        time.sleep(0.005)  # requests arriving one by one, well inside the 1 s wait
+    assert writer.flush(timeout=10)  # a flush ends the wait at once
+    frames = [len(read_segment(s).counts) for s in list_segments(tmp_path)]
+    assert sum(frames) == 1, f"10 trickling records were written as {sum(frames)} frames"
+    receipt = writer.enqueue(make_record(11), flush=True)  # sync logging: no waiting
+    assert receipt.ordinal is not None
+    assert writer.wait_durable([receipt.ordinal], timeout=10) == ["durable"]
+    writer.close()
+    assert [r.seq for r in read_segments(tmp_path)] == list(range(1, 12))

@@ -18,6 +18,7 @@ from tests.conformance import (
     PROFILE_COLUMNS,
     catalog,
     frame,
+    member,
     play,
     play_facts,
     plays,
@@ -28,6 +29,26 @@ from tests.conformance import (
 )
 
 FS = catalog()
+# Only what tiles serve (count, sum, mean, min, max): requests after an entity's latest
+# version read tiles, earlier ones raw facts (parity.online.tileread).
+TILED = pt.FeatureSet(
+    "member_tiled",
+    member,
+    [
+        pt.Aggregate(f"{name}_{window or 'all'}", plays, function, field, window)
+        for window in (None, "1h", "5h")
+        for name, function, field in (
+            ("plays", "count", None),
+            ("minutes_count", "count", "minutes"),
+            ("minutes_sum", "sum", "minutes"),
+            ("minutes_mean", "mean", "minutes"),
+            ("rating_sum", "sum", "rating"),
+            ("rating_mean", "mean", "rating"),
+            ("minutes_min", "min", "minutes"),
+            ("rating_max", "max", "rating"),
+        )
+    ],
+)
 ENGINE = DuckDBEngine(memory_limit="1GB", threads=2)
 
 
@@ -93,6 +114,33 @@ def test_property_replay_agrees_with_time_machine(store_url: str, data: st.DataO
     report = replay(
         [FS],
         facts,
+        ENGINE,
+        store_url,
+        requests=40,
+        batch=data.draw(st.sampled_from([1, 3])),
+        lookback=data.draw(st.sampled_from(["30m", "2h", None])),
+        seed=data.draw(st.integers(0, 99)),
+        max_segments=data.draw(st.sampled_from([1, 2, 8])),
+    )
+    assert report.ok, report.summary()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_property_replay_from_tiles_agrees_with_time_machine(
+    store_url: str, data: st.DataObject
+) -> None:
+    members = [1, 2, 3]
+    play_rows = data.draw(play_facts(members))
+    ids = sorted({r["fact_id"] for r in play_rows})
+    deletes = [
+        (f, data.draw(st.integers(0, 60)) + 0.25)
+        for f in (data.draw(st.lists(st.sampled_from(ids), max_size=2, unique=True)) if ids else [])
+    ]
+    facts = logged(play_rows, [], deletes)
+    report = replay(
+        [TILED],
+        {"plays": facts["plays"]},
         ENGINE,
         store_url,
         requests=40,

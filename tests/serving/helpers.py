@@ -5,13 +5,18 @@ these from here, never from ``conftest`` or another test module."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+import pandas as pd
 from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
@@ -64,6 +69,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def served_workspace(folder: Path, serving_yaml: str = "") -> Path:
+    """A workspace on disk for a `parity serve` subprocess: purchases of customers 1-5
+    materialized, churn version 1 live, ``serving_yaml`` appended to parity.yaml."""
+    root = pt.init(folder)
+    (root / "features.py").write_text(DEFINITIONS)
+    config = (root / "parity.yaml").read_text()
+    (root / "parity.yaml").write_text(config + serving_yaml)
+    ws = pt.open(root)
+    rows = [{"customer_id": c, "amount": float(c), "event_time": NOW - timedelta(days=1)}
+            for c in range(1, 6)]
+    ws.ingest("purchases", pd.DataFrame(rows), recorded_at="lag")
+    ws.online.materialize()
+    served = Served(ws, [])
+    ws.registry.set_alias("churn", "live", served.register())
+    ws.online.close()
+    return root
+
+
+def wait_healthy(base: str, server: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait until the `parity serve` subprocess at ``base`` answers /health with 200; fail
+    with its stderr if it exits first, or after ``seconds``."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
+        time.sleep(0.1)
+    raise AssertionError(f"parity serve at {base} was not healthy within {seconds} s")
 
 
 AUTH = {"Authorization": "Bearer s3cret"}

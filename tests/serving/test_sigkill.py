@@ -9,35 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pandas as pd
 
-import parity as pt
 from parity.featurelog import read_log
-from tests.serving.helpers import DEFINITIONS, NOW, Served, free_port
-
-
-def _workspace(tmp_path: Path) -> Path:
-    root = pt.init(tmp_path / "ws")
-    (root / "features.py").write_text(DEFINITIONS)
-    config = (root / "parity.yaml").read_text()
-    (root / "parity.yaml").write_text(config + "serving:\n  feature_log:\n    sync: true\n")
-    ws = pt.open(root)
-    rows = [{"customer_id": c, "amount": float(c), "event_time": NOW - timedelta(days=1)}
-            for c in range(1, 6)]
-    ws.ingest("purchases", pd.DataFrame(rows), recorded_at="lag")
-    ws.online.materialize()
-    served = Served(ws, [])
-    ws.registry.set_alias("churn", "live", served.register())
-    ws.online.close()
-    return root
+from tests.serving.helpers import free_port, served_workspace, wait_healthy
 
 
 def test_sigkill_under_load_loses_no_durable_record(tmp_path: Path) -> None:
-    root = _workspace(tmp_path)
+    root = served_workspace(tmp_path / "ws", "serving:\n  feature_log:\n    sync: true\n")
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "parity.cli", "-w", str(root), "serve", "--port", str(port)],
@@ -65,15 +46,8 @@ def test_sigkill_under_load_loses_no_durable_record(tmp_path: Path) -> None:
                     durable.append(rid)
 
     try:
+        wait_healthy(base, server, 60)
         deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
-            time.sleep(0.1)
         threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()

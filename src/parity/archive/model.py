@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from parity.definitions import EVENT_TIME, FACT_ID, RECORDED_AT, TOMBSTONE, Source
+from parity.dtypes import decode_nested, encode_column, is_nested
 from parity.errors import SchemaError
 from parity.facts import canonical_schema
 
@@ -100,7 +101,7 @@ def to_table(source: Source, rows: Iterable[Sequence[Any]], extra: Sequence[str]
     for name, column in zip(source.entity.keys, keys, strict=True):
         columns[name] = pa.array(column, schema.field(name).type)
     for name, column in fields.items():
-        columns[name] = _typed(column, schema.field(name).type)
+        columns[name] = _typed(column, schema.field(name).type, source.schema[name])
     columns[EVENT_TIME] = pa.array(times[0], pa.int64()).cast(schema.field(EVENT_TIME).type)
     columns[RECORDED_AT] = pa.array(times[1], pa.int64()).cast(schema.field(RECORDED_AT).type)
     columns[FACT_ID] = pa.array(ids, pa.string())
@@ -110,13 +111,19 @@ def to_table(source: Source, rows: Iterable[Sequence[Any]], extra: Sequence[str]
 
 
 def _plain(column: pa.ChunkedArray, dtype: str) -> list[Any]:
-    """Python values of a column, timestamps as epoch microseconds."""
+    """JSON-able values of a column: timestamps as epoch microseconds, nested values as their
+    canonical JSON text (``parity.dtypes.encode_nested``, timestamps inside included)."""
     if dtype == "timestamp":
         return list(column.cast(pa.int64()).to_pylist())
+    if is_nested(dtype):
+        return encode_column(dtype, column)
     return list(column.to_pylist())
 
 
-def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
+def _typed(values: list[Any], kind: pa.DataType, dtype: str) -> pa.Array:
+    """The Arrow column of values ``_plain`` wrote."""
     if pa.types.is_timestamp(kind):
         return pa.array(values, pa.int64()).cast(kind)
+    if is_nested(dtype):
+        return pa.array([decode_nested(dtype, v) for v in values], kind)
     return pa.array(values, kind)

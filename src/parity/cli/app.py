@@ -392,7 +392,8 @@ def _register_optional() -> None:
     for module, name in (("parity.cli.online", "COMMANDS"), ("parity.cli.models", "models"),
                          ("parity.cli.serve", "COMMANDS"), ("parity.cli.sentinel", "sentinel"),
                          ("parity.cli.train", "COMMANDS"), ("parity.cli.hulk", "COMMANDS"),
-                         ("parity.cli.archive", "COMMANDS")):
+                         ("parity.cli.archive", "COMMANDS"),
+                         ("parity.cli.snapshot", "COMMANDS")):
         try:
             found = getattr(importlib.import_module(module), name)
         except ImportError:  # an extra that is not installed

@@ -10,7 +10,8 @@
 Modules: ``record`` (the record), ``columns`` (records as Arrow: the flat table layout),
 ``segments`` (framing, segment files, reading, crash repair), ``writer``, ``ledger``
 (which accepted records are durable), ``compact``
-(Parquet parts, ``read_log``), ``sampling`` (consistent per-entity sampling), ``logjoin``
+(Parquet parts, ``read_log``), ``layout`` (one folder per worker process, merged on
+read), ``sampling`` (consistent per-entity sampling), ``logjoin``
 (log and wait). See docs/feature-log.md.
 """
 
@@ -27,7 +28,7 @@ from parity.featurelog.segments import (
     ReadReport,
     read_segments,
 )
-from parity.featurelog.writer import FeatureLogWriter
+from parity.featurelog.writer import FeatureLogWriter, open_worker_writer
 
 __all__ = [
     "CompactReport",
@@ -43,6 +44,7 @@ __all__ = [
     "WriterClosedError",
     "compact",
     "is_sampled",
+    "open_worker_writer",
     "read_log",
     "read_segments",
     "records_table",

@@ -12,6 +12,7 @@ Layout::
     key.<name>            typed          one column per entity key column
     feature.<name>        typed          one column per feature
     request.<name>        typed          one column per request field
+    live.<source>         string (JSON)  what a live source served: {"used", "latency_ms", ...}
 
 The prefixes keep the three name spaces apart (a request field may share a feature's name).
 A "typed" column takes its Arrow type from its values: int64, double (ints and floats mixed
@@ -49,6 +50,7 @@ from parity.timeutil import TIMESTAMP_TYPE
 KEY_PREFIX = "key."
 FEATURE_PREFIX = "feature."
 REQUEST_PREFIX = "request."
+LIVE_PREFIX = "live."
 JSON_KEY = b"parity.json"
 JSON_META = {JSON_KEY: b"1"}
 FIXED_FIELDS = ("request_id", "logged_at", "model", "model_version", "feature_set_versions",
@@ -56,7 +58,7 @@ FIXED_FIELDS = ("request_id", "logged_at", "model", "model_version", "feature_se
 _COUNT = struct.Struct("<I")
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
                  OverflowError)
-Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+Shape = tuple[tuple[str, ...], ...]  # key, feature, request and live names
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,8 @@ def _all_aware(name: str, values: Iterable[Any]) -> bool:
 
 
 def shape_of(record: FeatureLogRecord) -> Shape:
-    """The names (in order) of a record's keys, features and request fields."""
-    return tuple(record.keys), tuple(record.features), tuple(record.request)
+    """The names (in order) of a record's keys, features, request fields and live sources."""
+    return tuple(record.keys), tuple(record.features), tuple(record.request), tuple(record.live)
 
 
 def group_by_shape(records: Iterable[FeatureLogRecord]) -> dict[Shape, list[FeatureLogRecord]]:
@@ -215,6 +217,9 @@ def shape_table(
         if rows is not None:
             for name, values in zip(names, zip(*rows, strict=True), strict=True):
                 add(*column(prefix + name, values))
+    if shape[3]:  # live-source statuses: small dicts, always JSON text
+        for name in shape[3]:
+            add(*_json_column(LIVE_PREFIX + name, [r.live[name] for r in records]))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -322,7 +327,7 @@ def table_records(table: pa.Table) -> list[FeatureLogRecord]:
         columns[field.name] = values
     spaces = [
         [(n[len(prefix):], columns[n]) for n in names if n.startswith(prefix)]
-        for prefix in (KEY_PREFIX, FEATURE_PREFIX, REQUEST_PREFIX)
+        for prefix in (KEY_PREFIX, FEATURE_PREFIX, REQUEST_PREFIX, LIVE_PREFIX)
     ]
     seqs = columns.get("seq", [None] * table.num_rows)
     return [
@@ -336,6 +341,7 @@ def table_records(table: pa.Table) -> list[FeatureLogRecord]:
             features={name: values[i] for name, values in spaces[1]},
             request={name: values[i] for name, values in spaces[2]},
             output=columns["output"][i],
+            live={name: values[i] for name, values in spaces[3] if values[i] is not None},
             seq=seqs[i],
         )
         for i in range(table.num_rows)

@@ -9,6 +9,10 @@ renames it into place (the commit), then deletes the segments. Readers skip any 
 first sequence number lies in a part's range, so a crash between the rename and the deletes
 neither loses nor duplicates records, and the next ``compact`` deletes the leftovers. A crash
 before the rename leaves only a temporary file, which the next ``compact`` removes.
+
+A log with worker folders (``layout``: ``w0/``, ``w1/``, ... written by ``parity serve
+--workers N``) is compacted folder by folder and read as the union of its folders, with a
+``worker`` column, ordered by ``(logged_at, worker, seq)``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pyarrow.parquet as pq
 
 from parity.errors import ConcurrentChangeError
 from parity.featurelog.columns import decode_table, empty_table, unify_tables
+from parity.featurelog.layout import WORKER_COLUMN, log_folders, worker_folders
 from parity.featurelog.segments import (
     PartFile,
     ReadReport,
@@ -59,12 +64,18 @@ def compact(root: str | Path, *, part_max_bytes: int = 256 << 20) -> CompactRepo
     Consecutive sealed segments are grouped into one part until their total size reaches
     ``part_max_bytes``. Unsealed segments (the live one, or one a crash left that no writer has
     reopened yet) are never touched, and no part spans one. Segments already covered by a part
-    are deleted. Runs alongside a live writer; a second concurrent ``compact`` waits.
+    are deleted. Runs alongside a live writer; a second concurrent ``compact`` waits. A log
+    with worker folders has each of them compacted the same way; the report adds them up.
     """
-    folder = Path(root)
     report = CompactReport()
+    for _worker, folder in log_folders(root):
+        _compact_folder(folder, part_max_bytes, report)
+    return report
+
+
+def _compact_folder(folder: Path, part_max_bytes: int, report: CompactReport) -> None:
     if not folder.is_dir():
-        return report
+        return
     with _compaction_lock(folder):
         for path in folder.glob(f"{_TEMP_PREFIX}*"):
             path.unlink()
@@ -91,7 +102,6 @@ def compact(root: str | Path, *, part_max_bytes: int = 256 << 20) -> CompactRepo
                 _compact_group(folder, group, report)
         if report.leftover_segments_removed:
             fsync_dir(folder)
-    return report
 
 
 def _compact_group(folder: Path, group: list[SegmentFile], report: CompactReport) -> None:
@@ -141,8 +151,30 @@ def read_log(root: str | Path, report: ReadReport | None = None) -> pa.Table:
 
     Sorted by ``seq``; each record appears exactly once even while ``compact`` runs or after it
     crashed half-way. Torn tails of unsealed segments are skipped and counted in ``report``.
+
+    A log with worker folders (``parity serve --workers N``) reads as the union of the root
+    and every worker folder, with an int64 ``worker`` column after ``seq`` (the folder's index;
+    null for records in the root folder, which sort first), sorted by ``(logged_at, worker,
+    seq)``; ``seq`` is unique within a worker, so ``(worker, seq)`` identifies a record.
     """
-    folder = Path(root)
+    if not worker_folders(root):
+        return _read_folder(Path(root), report)
+    tables = []
+    for worker, folder in log_folders(root):
+        table = _read_folder(folder, report)
+        if table.num_rows:
+            column = pa.array([worker] * table.num_rows, pa.int64())
+            tables.append(table.add_column(1, WORKER_COLUMN, column))
+    if not tables:
+        return empty_table().add_column(1, WORKER_COLUMN, pa.array([], pa.int64()))
+    # The root folder's records (worker null) first at equal times, as in read_segments.
+    return unify_tables(tables).sort_by(
+        [("logged_at", "ascending"), (WORKER_COLUMN, "ascending", "at_start"),
+         ("seq", "ascending")])
+
+
+def _read_folder(folder: Path, report: ReadReport | None) -> pa.Table:
+    """One folder's parts and segments, sorted by ``seq`` (retries around a compaction)."""
     for _attempt in range(5):
         segments = list_segments(folder)  # segments before parts: see the except below
         parts = list_parts(folder)

@@ -29,6 +29,7 @@ from parity._duck import connect, query_arrow
 from parity.errors import DefinitionError, InputError, SchemaError
 from parity.featurelog.columns import FEATURE_PREFIX, KEY_PREFIX, REQUEST_PREFIX
 from parity.featurelog.compact import read_log
+from parity.featurelog.layout import WORKER_COLUMN
 from parity.timeutil import (
     datetime_to_us,
     normalize_timestamp_column,
@@ -56,7 +57,8 @@ def training_set_from_log(
     ``label_event_time`` column. ``model`` keeps only that model's predictions. Returns, one
     row per labelled prediction ordered by time: the key columns, ``at`` (the prediction's
     time), the request fields and the features under their plain names, the label column,
-    then ``request_id`` and ``model_version``. See the module docstring for the label rule.
+    then ``request_id`` and ``model_version``, ordered by ``at`` then the log's order
+    (``worker``, ``seq``). See the module docstring for the label rule.
     """
     window = parse_duration(label_window, "label_window")
     assert window is not None  # parse_duration only returns None for None
@@ -210,9 +212,15 @@ def _assemble(table: pa.Table, keys: Sequence[str], label_name: str,
             f"request field or feature at its source"
         )
     result = pa.table(dict(columns))
-    order = [("at", "ascending")]
+    order: list[tuple[str, str] | tuple[str, str, str]] = [("at", "ascending")]
+    hidden = []
+    if WORKER_COLUMN in names:  # a log with worker folders: seq is unique per worker
+        result = result.append_column("__worker", table.column(WORKER_COLUMN))
+        order.append(("__worker", "ascending", "at_start"))
+        hidden.append("__worker")
     if "seq" in names:
         result = result.append_column("__seq", table.column("seq"))
         order.append(("__seq", "ascending"))
+        hidden.append("__seq")
     result = result.sort_by(order)
-    return result.drop_columns(["__seq"]) if "seq" in names else result
+    return result.drop_columns(hidden) if hidden else result

@@ -33,7 +33,10 @@ class FeatureLogRecord:
     ``logged_at`` is the context's ``at`` (aware; stored as UTC). ``keys`` holds the entity key
     columns, ``features`` every feature value the model received (int, float, str, bool, None,
     aware datetime, or a list of those), ``request`` the request fields and ``output`` any
-    JSON-able value the predictor returned. ``seq`` is assigned by the log when the record is
+    JSON-able value the predictor returned. ``live`` says, per live source read (issue 14), what
+    was served: ``{"recs": {"used": "live" | "fallback_snapshot" | "fallback_none",
+    "latency_ms": 3.2, "detail": ""}}``, so the skew check can tell a live answer from a
+    fallback. ``seq`` is assigned by the log when the record is
     read back (1, 2, 3, ... across the whole log) and is ignored by equality.
     """
 
@@ -46,6 +49,7 @@ class FeatureLogRecord:
     features: dict[str, FeatureValue]
     request: dict[str, Any] = field(default_factory=dict)
     output: Any = None
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
     seq: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

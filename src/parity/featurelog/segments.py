@@ -35,12 +35,14 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 
 from parity.errors import CorruptSegmentError, LogLockedError
 from parity.featurelog.columns import decode_table, payload_count, table_records
+from parity.featurelog.layout import scan, worker_folders
 from parity.featurelog.record import FeatureLogRecord
 
 FILE_HEADER = b"PFLOG01\n"
@@ -56,10 +58,6 @@ _SEGMENT_RE = re.compile(r"^segment-(\d{20})\.log$")
 _PART_RE = re.compile(r"^part-(\d{20})-(\d{20})\.parquet$")
 _pack_header = HEADER.pack
 _crc32 = zlib.crc32
-
-
-
-
 
 
 def segment_name(first_seq: int) -> str:
@@ -101,27 +99,14 @@ class PartFile:
 
 def list_segments(root: str | Path) -> list[SegmentFile]:
     """Segments under ``root``, oldest first (empty if the folder does not exist)."""
-    folder = Path(root)
-    if not folder.is_dir():
-        return []
-    found = []
-    for entry in os.scandir(folder):
-        match = _SEGMENT_RE.match(entry.name)
-        if match:
-            found.append(SegmentFile(Path(entry.path), int(match.group(1))))
+    found = [SegmentFile(path, int(match.group(1))) for path, match in scan(root, _SEGMENT_RE)]
     return sorted(found, key=lambda s: s.first_seq)
 
 
 def list_parts(root: str | Path) -> list[PartFile]:
     """Committed Parquet parts under ``root``, oldest first."""
-    folder = Path(root)
-    if not folder.is_dir():
-        return []
-    found = []
-    for entry in os.scandir(folder):
-        match = _PART_RE.match(entry.name)
-        if match:
-            found.append(PartFile(Path(entry.path), int(match.group(1)), int(match.group(2))))
+    found = [PartFile(path, int(match.group(1)), int(match.group(2)))
+             for path, match in scan(root, _PART_RE)]
     return sorted(found, key=lambda p: p.first_seq)
 
 
@@ -300,9 +285,25 @@ def read_segments(
     CorruptSegmentError. Segments already compacted into Parquet are skipped by default; use
     ``read_log`` to read both. Each record comes back with exactly the fields it was logged
     with, and with its ``seq``.
+
+    A log with worker folders (``layout``) yields the union of its folders' records, ordered
+    by ``(logged_at, worker, seq)``; each ``seq`` is then unique only within its folder (use
+    ``read_log`` for a table with the ``worker`` column).
     """
-    for table in iter_segment_tables(root, report, skip_compacted=skip_compacted):
-        yield from table_records(table)
+    workers = worker_folders(root)
+    if not workers:
+        for table in iter_segment_tables(root, report, skip_compacted=skip_compacted):
+            yield from table_records(table)
+        return
+    keyed: list[tuple[tuple[datetime, int, int, int], FeatureLogRecord]] = []
+    for index, (worker, folder) in enumerate([(None, Path(root)), *workers]):
+        rank = -1 if worker is None else worker  # the root folder's records sort first
+        for table in iter_segment_tables(folder, report, skip_compacted=skip_compacted):
+            keyed.extend(((r.logged_at, rank, r.seq or 0, index), r)
+                         for r in table_records(table))
+    keyed.sort(key=lambda pair: pair[0])
+    for _key, record in keyed:
+        yield record
 
 
 def fsync_dir(folder: Path) -> None:

@@ -6,9 +6,12 @@ GIL with the writer thread). The thread takes everything queued, encodes it in c
 ``fsync_every_records`` records as Arrow batches (one per record shape, see ``columns``),
 appends each as one frame (see ``segments``) with one ``write``, and fsyncs in batches: after
 ``fsync_every_records`` records or ``fsync_every_ms`` after the first unsynced write, whichever
-comes first. Segments rotate when the next frame would push them past ``segment_max_bytes``
-(a single larger frame gets a segment of its own) or when they are older than
-``segment_max_age_s``; a rotated segment is sealed and never changes again.
+comes first. A small batch that nobody waits for (no flush, no close) is held up to half of
+``fsync_every_ms`` for more records, because encoding one frame has a fixed cost that, paid
+per request, would take the serving threads' CPU; a queued record is therefore durable within
+about 1.5 x ``fsync_every_ms``. Segments rotate when the next frame would push them past
+``segment_max_bytes`` (a single larger frame gets a segment of its own) or when they are older
+than ``segment_max_age_s``; a rotated segment is sealed and never changes again.
 
 Full queue (``queue_size`` records waiting to be written):
 
@@ -36,10 +39,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
-from parity.errors import ParityError, WriterClosedError
+from parity.errors import LogLockedError, ParityError, WriterClosedError
 from parity.featurelog.columns import LogSchema
+from parity.featurelog.layout import worker_folder
 from parity.featurelog.ledger import Ledger, Outcome, Receipt
 from parity.featurelog.record import FeatureLogRecord
 from parity.featurelog.sampling import KeySampler
@@ -107,6 +111,8 @@ class FeatureLogWriter(WriterThread):
         self._closed = False
         self._flush_requested = False
         self._idle = False
+        self._lingering = False  # the writer waits for a fuller batch (see _linger)
+        self._batch_records = min(fsync_every_records, queue_size)
         self._dead = False  # the writer thread stopped (interpreter exit); log() then drops
         self._ledger = Ledger()
         self._init_thread_state(self.recovery.next_seq)
@@ -152,7 +158,8 @@ class FeatureLogWriter(WriterThread):
             self._accepted += 1
             if flush:
                 self._flush_requested = True
-            if self._idle:
+            if self._idle or (self._lingering and (
+                    flush or len(self._buffer) >= self._batch_records)):
                 self._work.notify()
             return Receipt("queued", self._accepted)
 
@@ -246,3 +253,25 @@ class FeatureLogWriter(WriterThread):
         return WriterClosedError(
             f"feature log writer {self.root} is closed; open a new FeatureLogWriter to log more"
         )
+
+
+def open_worker_writer(root: str | Path, *, max_workers: int = 1024,
+                       **options: Any) -> tuple[int, FeatureLogWriter]:
+    """``(index, writer)`` on the first worker folder of the log at ``root`` (``w0``, ``w1``,
+    ...) that no live writer holds; ``options`` go to ``FeatureLogWriter``.
+
+    For one log shared by several processes (``parity serve --workers N``): each process
+    writes its own folder and readers merge them (see ``layout``). The writer lock dies with
+    its process, so a worker restarted after a crash claims the folder its predecessor left,
+    repairs it and continues its sequence numbers. LogLockedError when ``max_workers``
+    folders are all held.
+    """
+    for index in range(max_workers):
+        try:
+            return index, FeatureLogWriter(worker_folder(root, index), **options)
+        except LogLockedError:
+            continue
+    raise LogLockedError(
+        f"feature log {root}: all {max_workers} worker folders (w0 to w{max_workers - 1}) "
+        f"have a live writer; stop some writers or pass a larger max_workers"
+    )

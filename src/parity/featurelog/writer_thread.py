@@ -51,6 +51,8 @@ class WriterThread:
     _closing: bool
     _flush_requested: bool
     _idle: bool
+    _lingering: bool
+    _batch_records: int
     _dead: bool
     _durable_seq: int
     _settled: int
@@ -112,6 +114,7 @@ class WriterThread:
                     self._idle = True
                     self._work.wait(timeout)
                     self._idle = False
+                self._linger()
                 batch, self._buffer = self._buffer, []
                 if batch:
                     self._not_full.notify_all()
@@ -228,6 +231,28 @@ class WriterThread:
         self._unsynced = 0
         self._synced_seq = self._next_seq - 1
         self._publish()
+
+    def _linger(self) -> None:
+        """With the lock held: before writing a small batch nobody waits for, wait up to half of
+        ``fsync_every_ms`` for more records. Encoding a batch has a fixed cost (about 0.7 ms
+        for one record, 1.3 ms for a hundred), so one frame per request would take the serving
+        threads' CPU and GIL; a flush, a close or a full batch ends the wait at once."""
+        if not self._buffer or self._closing or self._flush_requested:
+            return
+        deadline = time.monotonic() + self._fsync_every_s / 2
+        due = self._wait_timeout()
+        if due is not None:
+            deadline = min(deadline, time.monotonic() + due)
+        self._lingering = True
+        try:
+            while len(self._buffer) < self._batch_records and not (
+                    self._closing or self._flush_requested):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._work.wait(remaining)
+        finally:
+            self._lingering = False
 
     def _wait_timeout(self) -> float | None:
         now = time.monotonic()

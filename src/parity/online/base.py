@@ -5,7 +5,9 @@ For each (source, entity) it keeps an ordered list of **segments**: ``Block``s o
 versions appended by one push (or merged by a compaction). Next to them it keeps, per source,
 a **fact directory** ``fact_id -> entities``, so that a correction that moves a fact to another
 entity can reach every entity that holds a version of it, and a little metadata (the
-horizon watermark, and per source the applied watermark of ``parity.online.readiness``).
+horizon watermark, and per source the applied watermark of ``parity.online.readiness``), and
+per (source, entity) of an event source its **tiles** (``parity.online.tiles``: a summary,
+bucket records and pending blocks, written in the same atomic call as the segments).
 Orchestration (what to append, when to compact, what to evict) lives in
 ``parity.online.writer``, ``routing``, ``maintenance`` and ``bulk``; a new backend implements
 the abstract methods below, translates its driver's errors to ``parity.errors`` in one place,
@@ -23,12 +25,16 @@ import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from parity.definitions import Source
+from parity.dtypes import decode_nested, encode_nested, is_nested
 from parity.errors import WorkspaceError
+
+if TYPE_CHECKING:
+    from parity.online.tiles import Tiles, TileWrite
 
 TOMBSTONE_FLAG = 1  # the version deletes its fact
 FOREIGN_FLAG = 2  # the version is about another entity (a correction moved the fact away)
@@ -42,7 +48,8 @@ class Block:
 
     Times are epoch microseconds. ``flags`` holds TOMBSTONE_FLAG and FOREIGN_FLAG bits.
     ``values[field]`` is an int64/float64/bool array (timestamps as int64 microseconds) or an
-    object array of str; ``valid[field]`` is False where the value is null.
+    object array of str, or of Python lists/dicts for a nested field (stored as canonical JSON
+    text by ``encode``); ``valid[field]`` is False where the value is null.
     """
 
     event_time: np.ndarray
@@ -129,6 +136,14 @@ def encode(source: Source, block: Block) -> bytes:
         if dtype == "str":
             texts.append((name, block.values[name].tolist(), block.valid[name]))
             continue
+        if is_nested(dtype):  # canonical JSON text (encode_nested), then like a str column
+            mask = block.valid[name]
+            items = [
+                (encode_nested(dtype, v) or "") if ok else ""
+                for v, ok in zip(block.values[name].tolist(), mask.tolist())
+            ]
+            texts.append((name, items, mask))
+            continue
         buffers.append(block.values[name].astype(_wire(dtype)).tobytes())
         buffers.append(block.valid[name].astype(np.uint8).tobytes())
     sizes = []
@@ -176,9 +191,9 @@ def decode(source: Source, data: bytes) -> Block:
     offset += 17 * n
     values: dict[str, np.ndarray] = {}
     valid: dict[str, np.ndarray] = {}
-    strings = [name for name, dtype in source.schema.items() if dtype == "str"]
+    strings = [n for n, dtype in source.schema.items() if dtype == "str" or is_nested(dtype)]
     for name, dtype in source.schema.items():
-        if dtype == "str":
+        if dtype == "str" or is_nested(dtype):
             continue
         wire = _wire(dtype)
         values[name] = np.frombuffer(data, wire, n, offset).astype(_NUMPY_TYPES[dtype], copy=False)
@@ -195,6 +210,9 @@ def decode(source: Source, data: bytes) -> Block:
         offset += length
         if not valid[name].all():
             column[~valid[name]] = None
+        dtype = source.schema[name]
+        if dtype != "str":
+            column = nested_objects([decode_nested(dtype, text) for text in column.tolist()])
         values[name] = column
     ordered, unique_ids = header["o"]
     return Block(event_time, recorded_at, flags, fact_id, values, valid, ordered, unique_ids)
@@ -217,6 +235,21 @@ def _objects(items: list[Any]) -> np.ndarray:
     return out
 
 
+def nested_objects(items: Sequence[Any]) -> np.ndarray:
+    """An object array holding ``items`` (lists, dicts, None) as they are, one per slot.
+
+    Slice assignment would let numpy unpack equal-length lists into a second dimension.
+    """
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = item
+    return out
+
+
+#: (source, entity id, bucket numbers): the tile records one ``OnlineStore.read_tiles`` reads
+TileRead = tuple[Source, str, Sequence[int]]
+
+
 class OnlineStore(ABC):
     """Storage of segments, fact directories and metadata. No time rules in here.
 
@@ -229,13 +262,26 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def append(
-        self, source: Source, segments: Mapping[str, Block], directory: Mapping[str, str]
+        self,
+        source: Source,
+        segments: Mapping[str, Block],
+        directory: Mapping[str, str],
+        tiles: Mapping[str, TileWrite] | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
-        """Append one segment per entity id and set directory entries, all or nothing.
+        """Append one segment per entity id, set directory entries, tiles and metadata, all
+        or nothing.
 
-        ``directory`` maps fact ids to their entities (entity ids joined by newlines).
+        ``directory`` maps fact ids to their entities (entity ids joined by newlines);
+        ``tiles`` maps entity ids to the change of their tiles (``parity.online.tiles``);
+        ``meta`` sets metadata values (a push's watermarks commit with its facts).
         Returns the number of segments each touched entity holds afterwards.
         """
+
+    @abstractmethod
+    def read_tiles(self, requests: Sequence[TileRead]) -> list[Tiles]:
+        """Per (source, entity id, bucket numbers): the entity's tile summary, the bucket
+        record of each bucket number and its pending blocks (``parity.online.tiles.Tiles``)."""
 
     @abstractmethod
     def read(self, source: Source, entities: Sequence[str]) -> list[list[Block]]:
@@ -284,7 +330,7 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def entity_bytes(self, source: Source, entity: str) -> int:
-        """Bytes the store spends on one entity's segments (for the memory benchmark)."""
+        """Bytes the store spends on one entity's segments and tiles (the memory benchmark)."""
 
     def close(self) -> None:  # noqa: B027 - optional for stores without resources
         """Release connections and files."""

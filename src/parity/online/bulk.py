@@ -6,9 +6,11 @@ are merged and evicted in memory (``compact_entity`` without the store round tri
 whole batch of entities is written with one bulk call: one SQLite transaction of
 ``executemany``, one Redis pipeline.
 
-It stores exactly what pushing the whole fact log in one ``routing.apply`` and then
-compacting every entity would store: a fact whose versions are about several entities (a
-correction that moved it) is held by each of them, marked FOREIGN where it is about another.
+Each entity's tiles (``parity.online.tilewrite``) are built from its evicted block and
+written in the same bulk call. It stores exactly what pushing the whole fact log in one
+``routing.apply`` and then compacting every entity would store: a fact whose versions are
+about several entities (a correction that moved it) is held by each of them, marked FOREIGN
+where it is about another.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from parity.online.base import FOREIGN_FLAG, Block
 from parity.online.evaluate import evict, prepare
 from parity.online.routing import entity_ids, to_block
 from parity.online.state import OnlineState
+from parity.online.tiles import TileWrite
+from parity.online.tilewrite import rebuild, tiled
 
 BATCH_ROWS = 200_000
 Progress = Callable[[str, int, int], None]  # (source, fact versions done, total)
@@ -93,6 +97,8 @@ def _store_batch(
     keep = state.retention[source.name]
     segments: dict[str, Block] = {}
     directory: dict[str, str] = {}
+    tiles: dict[str, TileWrite] = {}
+    with_tiles = tiled(source)
     for start, end in zip(starts.tolist(), ends.tolist()):
         entity = str(owners[start])
         own = block.take(np.arange(start, end))
@@ -106,12 +112,15 @@ def _store_batch(
         if not len(merged):
             continue
         segments[entity] = merged
+        if with_tiles:
+            kept = prepared if merged is prepared.block else prepare([merged])
+            tiles[entity] = rebuild(source, kept)
         for fid in set(merged.fact_id.tolist()):
             if fid in holders:
                 holders[fid].add(entity)
             else:
                 directory[fid] = entity
-    state.store.append(source, segments, directory)
+    state.store.append(source, segments, directory, tiles)
     return len(segments)
 
 

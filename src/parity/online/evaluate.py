@@ -14,6 +14,7 @@ recent" is simply "the last selected row".
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import pyarrow as pa
 
 from parity.contexts import AT
 from parity.definitions import EVENT_TIME, Aggregate, FeatureSet, Lookup, Source
-from parity.dtypes import arrow_type
+from parity.dtypes import arrow_type, is_nested
 from parity.online.base import FOREIGN_FLAG, TOMBSTONE_FLAG, Block, concat
 from parity.plan import SourcePlan, assemble, by_source
 from parity.rules import RULES, Agg, empty_value, input_types, missing, rule_of
@@ -141,6 +142,12 @@ def evaluate_set(
     raw: dict[str, Any] = {}
     for source_plan in set_plan.sources:
         raw.update(evaluate_source(source_plan, prepared.get(source_plan.source.name), t))
+    return finish_set(set_plan, raw, row)
+
+
+def finish_set(set_plan: SetPlan, raw: dict[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """Every feature of a feature set from its aggregates and lookups ``raw`` (by name), the
+    transforms run in the shared order exactly as ``evaluate_set`` runs them."""
     types = set_plan.types
     return assemble(set_plan.feature_set, raw, row, lambda tr, inputs: apply_row(tr, inputs, types))
 
@@ -245,6 +252,8 @@ def _py(dtype: str, value: Any) -> Any:
         return float(value)
     if dtype == "bool":
         return bool(value)
+    if is_nested(dtype):  # a copy: a transform that edits its input must not edit the store
+        return copy.deepcopy(value)
     return value
 
 

@@ -16,6 +16,7 @@ from parity.online.bulk import Progress, load
 from parity.online.readiness import fact_log_latest, set_applied
 from parity.online.routing import compact_entity
 from parity.online.state import WATERMARK, OnlineState, SetNames
+from parity.online.tileread import mark_tiled
 from parity.timeutil import now_us
 
 
@@ -65,6 +66,7 @@ class Maintenance:
                 state.store.clear(source)
                 set_applied(state, source, None)  # a crash mid-rebuild leaves it unmaterialized
                 counts[name], entities[name] = load(state, source, progress)
+                mark_tiled(state, source)  # every entity loaded got its tiles
                 if latest is not None:
                     set_applied(state, source, latest)
         return MaterializeReport(counts, entities, time.perf_counter() - started)
@@ -96,6 +98,7 @@ class Maintenance:
         with state.lock:
             for src in chosen:
                 state.store.clear(src)
+                mark_tiled(state, src)  # empty, and every push from here on writes tiles
                 set_applied(state, src, None)
             if source is None:
                 state.watermark = None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from parity.definitions import Source
-from parity.online.base import Block, OnlineStore
+from parity.online.base import Block, OnlineStore, TileRead
+from parity.online.tiles import PENDING, SUMMARY, Summary, Tiles, TileWrite
 
 
 class MemoryStore(OnlineStore):
@@ -16,14 +18,25 @@ class MemoryStore(OnlineStore):
         self.url = "memory://"
         self._segments: dict[str, dict[str, list[Block]]] = {}
         self._directory: dict[str, dict[str, str]] = {}
+        # source -> entity -> {bucket: record}; SUMMARY holds the Summary, PENDING the
+        # list of pending blocks
+        self._tiles: dict[str, dict[str, dict[int, Any]]] = {}
         self._meta: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def append(
-        self, source: Source, segments: Mapping[str, Block], directory: Mapping[str, str]
+        self,
+        source: Source,
+        segments: Mapping[str, Block],
+        directory: Mapping[str, str],
+        tiles: Mapping[str, TileWrite] | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
-        """Append one segment per entity id and set directory entries (see OnlineStore)."""
+        """Append segments, set directory entries, tiles and metadata (see OnlineStore)."""
         with self._lock:
+            self._meta.update(meta or {})
+            if tiles:
+                self._write_tiles(source, tiles)
             buckets = self._segments.setdefault(source.name, {})
             counts = {}
             for entity, block in segments.items():
@@ -33,6 +46,41 @@ class MemoryStore(OnlineStore):
                 counts[entity] = len(updated)
             self._directory.setdefault(source.name, {}).update(directory)
         return counts
+
+    def read_tiles(self, requests: Sequence[TileRead]) -> list[Tiles]:
+        """Tile summaries, bucket records and pending blocks (see OnlineStore)."""
+        out: list[Tiles] = []
+        for source, entity, buckets in requests:
+            held = self._tiles.get(source.name, {}).get(entity, {})
+            summary = held.get(SUMMARY)
+            records = [held.get(b) for b in buckets]
+            out.append(
+                Tiles(
+                    summary if isinstance(summary, Summary) else None,
+                    [r if isinstance(r, Block) else None for r in records],
+                    list(held.get(PENDING, ())),
+                )
+            )
+        return out
+
+    def _write_tiles(self, source: Source, tiles: Mapping[str, TileWrite]) -> None:
+        table = self._tiles.setdefault(source.name, {})
+        for entity, change in tiles.items():
+            # A new dict, not an in-place update: a reader holding the old one keeps it whole.
+            held: dict[int, Any] = {} if change.reset else dict(table.get(entity, {}))
+            for bucket, record in change.buckets.items():
+                if record is None:
+                    held.pop(bucket, None)
+                else:
+                    held[bucket] = record
+            if change.summary is not None:
+                held[SUMMARY] = change.summary
+            if change.pending is not None:
+                held[PENDING] = [*held.get(PENDING, ()), change.pending]
+            if held:
+                table[entity] = held
+            else:
+                table.pop(entity, None)
 
     def read(self, source: Source, entities: Sequence[str]) -> list[list[Block]]:
         """The segments of each entity id (see OnlineStore)."""
@@ -89,7 +137,12 @@ class MemoryStore(OnlineStore):
         with self._lock:
             self._segments.pop(source.name, None)
             self._directory.pop(source.name, None)
+            self._tiles.pop(source.name, None)
 
     def entity_bytes(self, source: Source, entity: str) -> int:
-        """Approximate bytes of one entity's blocks."""
-        return sum(b.nbytes() for b in self._segments.get(source.name, {}).get(entity, []))
+        """Approximate bytes of one entity's blocks and tiles."""
+        total = sum(b.nbytes() for b in self._segments.get(source.name, {}).get(entity, []))
+        for key, held in self._tiles.get(source.name, {}).get(entity, {}).items():
+            parts = held if key == PENDING else [held]
+            total += sum(p.nbytes() for p in parts)
+        return total

@@ -9,7 +9,7 @@ context, whether the store holds any fact about the entity at all (``found``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,13 @@ from parity.definitions import FeatureSet
 from parity.errors import SchemaError, TimeError
 from parity.facts import FactData
 from parity.online.base import FOREIGN_FLAG, Block, entity_id
-from parity.online.evaluate import Prepared, evaluate_set, prepare
+from parity.online.evaluate import Prepared, evaluate_source, finish_set, prepare
 from parity.online.readiness import require_materialized
 from parity.online.state import OnlineState, SetNames
+from parity.online.tileread import TiledAnswers, read_plans, uses_tiles
+from parity.plan import SourcePlan
 from parity.rules import feature_arrow_type
+from parity.snapshot.online import live_read
 from parity.timeutil import datetime_to_us, now_us, to_utc_datetime, us_to_datetime
 
 
@@ -41,6 +44,8 @@ class OnlineAnswer:
 
     table: pa.Table
     found: list[bool]
+    #: per context, ``{live source: {"used", "latency_ms", "detail"}}`` (parity.snapshot.online)
+    live: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Reader:
@@ -61,17 +66,36 @@ class Reader:
         require_materialized(state, sets)
         t, at = self._request_time(context.get(AT))
         wanted: list[tuple[Any, list[str]]] = []
+        tiled: list[tuple[SourcePlan, str, int]] = []  # sources read from tiles (tileread)
+        keys: list[str] = []
         for fs in sets:
             _check_context(fs, context)
             key = entity_id([_key_value(context[k], d) for k, d in fs.entity.keys.items()])
-            wanted += [(sp.source, [key]) for sp in state.plans[fs.name].sources]
-        blocks = iter(state.store.read_sources(wanted))
+            keys.append(key)
+            for sp in state.plans[fs.name].sources:
+                if uses_tiles(state, sp):
+                    tiled.append((sp, key, t))
+                else:
+                    wanted.append((sp.source, [key]))
+        # live sources: called now
+        blocks = iter(live_read(state.store, wanted, t).blocks if wanted else ())
+        from_tiles = iter(read_plans(state, tiled) if tiled else ())
         row = {**context, AT: at}
         out: dict[str, Any] = {}
-        for fs in sets:
+        for fs, key in zip(sets, keys):
             set_plan = state.plans[fs.name]
-            prepared = {sp.source.name: prepare(next(blocks)[0]) for sp in set_plan.sources}
-            out.update(evaluate_set(set_plan, prepared, row, t))
+            raw: dict[str, Any] = {}
+            for sp in set_plan.sources:
+                if tiled and tiled[0][0] is sp:
+                    tiled.pop(0)
+                    values = next(from_tiles)[0]
+                    if values is None:  # tiles cannot answer exactly at t: raw facts
+                        segments = state.store.read(sp.source, [key])[0]
+                        values = evaluate_source(sp, prepare(segments), t)
+                else:
+                    values = evaluate_source(sp, prepare(next(blocks)[0]), t)
+                raw.update(values)
+            out.update(finish_set(set_plan, raw, row))
         return out
 
     def get_features_batch(self, feature_sets: SetNames, contexts: FactData) -> pa.Table:
@@ -98,30 +122,44 @@ class Reader:
         if horizon is not None and times and min(times) < horizon:
             self._request_time(us_to_datetime(min(times)))  # raises the horizon error
         found = [False] * len(rows)
+        live_used: list[dict[str, Any]] = [{} for _ in rows]
         names = list(table.column_names)
         arrays: list[Any] = list(table.columns)
         for fs in sets:
             set_plan = state.plans[fs.name]
             keys = [entity_id([row[k] for k in fs.entity.keys]) for row in rows]
             unique = list(dict.fromkeys(keys))
-            # Every source of the set in one call (Redis: one round trip).
-            read = state.store.read_sources([(sp.source, unique) for sp in set_plan.sources])
+            tiled = [sp for sp in set_plan.sources if uses_tiles(state, sp)]
+            stored = [sp for sp in set_plan.sources if sp not in tiled]
+            # Every stored source of the set in one call (Redis: one round trip).
+            live = live_read(state.store, [(sp.source, unique) for sp in stored],
+                             min(times) if times else now_us())  # live sources: called now
+            read = live.blocks
+            live.annotate(keys, live_used)
             prepared: dict[str, dict[str, Prepared | None]] = {}
             seen: set[str] = set()
-            for sp, blocks in zip(set_plan.sources, read):
+            for sp, blocks in zip(stored, read):
                 prepared[sp.source.name] = {k: prepare(b) for k, b in zip(unique, blocks)}
                 seen.update(k for k, b in zip(unique, blocks) if _holds_own_fact(b))
+            from_tiles = TiledAnswers(state, tiled, keys, times)
+            seen.update(from_tiles.found)
             columns: dict[str, list[Any]] = {f.name: [] for f in fs.features}
             for index, (row, key, t) in enumerate(zip(rows, keys, times)):
                 found[index] = found[index] or key in seen
-                mine = {name: by_key[key] for name, by_key in prepared.items()}
-                for name, value in evaluate_set(set_plan, mine, row, t).items():
+                raw: dict[str, Any] = {}
+                for sp in set_plan.sources:
+                    raw.update(
+                        from_tiles.values(sp, index)
+                        if sp in tiled
+                        else evaluate_source(sp, prepared[sp.source.name][key], t)
+                    )
+                for name, value in finish_set(set_plan, raw, row).items():
                     columns[name].append(value)
             for feature in fs.features:
                 names.append(feature.name)
                 arrays.append(pa.array(columns[feature.name], type=feature_arrow_type(feature)))
         out = pa.Table.from_arrays(arrays, names=names)  # built once, not column by column
-        return OnlineAnswer(out, found)
+        return OnlineAnswer(out, found, live_used)
 
     def _request_time(self, value: Any) -> tuple[int, datetime]:
         if value is None:

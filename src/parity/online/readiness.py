@@ -69,8 +69,10 @@ def set_applied(state: OnlineState, source: Source, recorded: int | None) -> Non
         state.applied_marks[source.name] = recorded
 
 
-def advance_applied(state: OnlineState, source: Source, recorded: int) -> None:
-    """After a push: move the watermark of ``source`` forward, if the source is materialized.
+def applied_change(state: OnlineState, source: Source, recorded: int) -> dict[str, str]:
+    """After a push of facts recorded up to ``recorded``: the metadata write that moves the
+    applied watermark of ``source`` forward (empty when none). A write that carries it must
+    then call ``note_applied``.
 
     A push into a source whose fact log holds facts the store never applied does not make it
     materialized: the history is still missing, so reads keep refusing until ``materialize``.
@@ -79,9 +81,16 @@ def advance_applied(state: OnlineState, source: Source, recorded: int) -> None:
     if current is None:
         current = applied(state.store, source.name)
     if current is None and fact_log_latest(state.fact_log, source) is not None:
-        return
+        return {}
     if current is None or recorded > current:
-        set_applied(state, source, recorded)
+        return {APPLIED + source.name: str(recorded)}
+    return {}
+
+
+def note_applied(state: OnlineState, source: Source, recorded: int) -> None:
+    """Remember an applied watermark written by a push (see ``applied_change``)."""
+    state.ready_sources.add(source.name)
+    state.applied_marks[source.name] = recorded
 
 
 def fact_log_latest(fact_log: FactLog, source: Source | str) -> int | None:
@@ -126,7 +135,9 @@ def require_materialized(state: OnlineState, feature_sets: Iterable[FeatureSet])
     Cheap on the hot path: a source once seen materialized is remembered by this process.
     """
     for fs in feature_sets:
-        for source in fs.sources:
+        served = state.plans.get(fs.name)  # its sources, computed once
+        sources = [sp.source for sp in served.sources] if served is not None else fs.sources
+        for source in sources:
             if source.name in state.ready_sources:
                 continue
             if applied(state.store, source.name) is not None:

@@ -11,7 +11,8 @@ from typing import NoReturn
 
 from parity.definitions import Source
 from parity.errors import StorageError
-from parity.online.base import Block, OnlineStore
+from parity.online.base import Block, OnlineStore, TileRead
+from parity.online.tiles import Tiles, TileWrite
 
 
 class ReadOnlyStore(OnlineStore):
@@ -22,10 +23,19 @@ class ReadOnlyStore(OnlineStore):
         self.url = inner.url
 
     def append(
-        self, source: Source, segments: Mapping[str, Block], directory: Mapping[str, str]
+        self,
+        source: Source,
+        segments: Mapping[str, Block],
+        directory: Mapping[str, str],
+        tiles: Mapping[str, TileWrite] | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
         """Refused: the store was opened read-only."""
         self._refuse("push facts")
+
+    def read_tiles(self, requests: Sequence[TileRead]) -> list[Tiles]:
+        """See ``OnlineStore.read_tiles``."""
+        return self.inner.read_tiles(requests)
 
     def read(self, source: Source, entities: Sequence[str]) -> list[list[Block]]:
         """See ``OnlineStore.read``."""

@@ -4,6 +4,8 @@ Keys, under a prefix (``?prefix=`` in the URL, default ``parity``)::
 
     {prefix}:seg:{source}:{entity}   list of encoded segments, oldest first
     {prefix}:dir:{source}            hash fact_id -> entities
+    {prefix}:tile:{source}:{entity}  hash bucket -> tile summary ("s") or bucket record
+    {prefix}:pend:{source}:{entity}  list of pending tile blocks, oldest first
     {prefix}:meta                    hash of metadata
 
 An append is one MULTI/EXEC pipeline (one round trip, all or nothing); a read of any number
@@ -20,7 +22,15 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from parity.definitions import Source
 from parity.errors import TransientError, WorkspaceError
-from parity.online.base import Block, OnlineStore, decode, encode
+from parity.online.base import Block, OnlineStore, TileRead, decode, encode
+from parity.online.tiles import (
+    Tiles,
+    TileWrite,
+    decode_record,
+    decode_summary,
+    encode_record,
+    encode_summary,
+)
 
 
 class RedisStore(OnlineStore):
@@ -44,17 +54,61 @@ class RedisStore(OnlineStore):
         self._call(self._redis.ping)
 
     def append(
-        self, source: Source, segments: Mapping[str, Block], directory: Mapping[str, str]
+        self,
+        source: Source,
+        segments: Mapping[str, Block],
+        directory: Mapping[str, str],
+        tiles: Mapping[str, TileWrite] | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
-        """Append one segment per entity id and set directory entries (see OnlineStore)."""
+        """Append segments, set directory entries, tiles and metadata (see OnlineStore)."""
         entities = list(segments)
         pipe = self._redis.pipeline(transaction=True)
         for entity in entities:
             pipe.rpush(self._seg(source, entity), encode(source, segments[entity]))
         if directory:
             pipe.hset(self._dir(source), mapping=dict[Any, Any](directory))
+        for entity, change in (tiles or {}).items():
+            key = self._tile(source, entity)
+            if change.reset:
+                pipe.delete(key, self._pending(source, entity))
+            if change.pending is not None:
+                pipe.rpush(self._pending(source, entity), encode_record(source, change.pending))
+            sets: dict[Any, Any] = {
+                str(b): encode_record(source, r) for b, r in change.buckets.items() if r is not None
+            }
+            drops = [str(b) for b, r in change.buckets.items() if r is None]
+            if change.summary is not None:
+                sets["s"] = encode_summary(source, change.summary)
+            if drops:
+                pipe.hdel(key, *drops)
+            if sets:
+                pipe.hset(key, mapping=sets)
+        if meta:
+            pipe.hset(f"{self.prefix}:meta", mapping=dict[Any, Any](meta))
         replies = self._call(pipe.execute)
         return {e: int(n) for e, n in zip(entities, replies)}
+
+    def read_tiles(self, requests: Sequence[TileRead]) -> list[Tiles]:
+        """Tile summaries, bucket records and pending blocks (see OnlineStore), in one
+        round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for source, entity, buckets in requests:
+            pipe.hmget(self._tile(source, entity), ["s", *buckets])
+            pipe.lrange(self._pending(source, entity), 0, -1)
+        raw = iter(self._call(pipe.execute))
+        out: list[Tiles] = []
+        for source, _, _ in requests:
+            head, *records = next(raw)
+            pending = next(raw)
+            out.append(
+                Tiles(
+                    None if head is None else decode_summary(source, head),
+                    [None if r is None else decode_record(source, r) for r in records],
+                    [decode_record(source, data) for data in pending],
+                )
+            )
+        return out
 
     def read(self, source: Source, entities: Sequence[str]) -> list[list[Block]]:
         """The segments of each entity id (see OnlineStore)."""
@@ -140,6 +194,9 @@ class RedisStore(OnlineStore):
     def clear(self, source: Source) -> None:
         """Forget everything about ``source``."""
         keys = [self._seg(source, e) for e in self.entities(source)]
+        for prefix in (self._tile(source, ""), self._pending(source, "")):
+            pattern = _glob_escape(prefix) + "*"
+            keys += self._call(lambda p=pattern: list(self._redis.scan_iter(match=p, count=1000)))
         pipe = self._redis.pipeline(transaction=True)
         for start in range(0, len(keys), 1000):
             pipe.delete(*keys[start : start + 1000])
@@ -155,8 +212,13 @@ class RedisStore(OnlineStore):
                 self._redis.delete(*keys[start : start + 1000])
 
     def entity_bytes(self, source: Source, entity: str) -> int:
-        """Bytes Redis reports for one entity's list (MEMORY USAGE)."""
-        return int(self._call(self._redis.memory_usage, self._seg(source, entity)) or 0)
+        """Bytes Redis reports for one entity's segments and tiles (MEMORY USAGE)."""
+        keys = (
+            self._seg(source, entity),
+            self._tile(source, entity),
+            self._pending(source, entity),
+        )
+        return sum(int(self._call(self._redis.memory_usage, key) or 0) for key in keys)
 
     def ping(self) -> None:
         """One raw round trip (the benchmark's yardstick)."""
@@ -168,6 +230,12 @@ class RedisStore(OnlineStore):
 
     def _seg(self, source: Source, entity: str) -> str:
         return f"{self.prefix}:seg:{source.name}:{entity}"
+
+    def _tile(self, source: Source, entity: str) -> str:
+        return f"{self.prefix}:tile:{source.name}:{entity}"
+
+    def _pending(self, source: Source, entity: str) -> str:
+        return f"{self.prefix}:pend:{source.name}:{entity}"
 
     def _dir(self, source: Source) -> str:
         return f"{self.prefix}:dir:{source.name}"

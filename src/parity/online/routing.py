@@ -9,22 +9,39 @@ request at or after the horizon can need. Both the writer (push) and maintenance
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
 
 from parity.definitions import EVENT_TIME, FACT_ID, RECORDED_AT, TOMBSTONE, Source
-from parity.online.base import FOREIGN_FLAG, TOMBSTONE_FLAG, Block, concat, entity_id
+from parity.dtypes import is_nested
+from parity.online.base import (
+    FOREIGN_FLAG,
+    TOMBSTONE_FLAG,
+    Block,
+    concat,
+    entity_id,
+    nested_objects,
+)
 from parity.online.evaluate import evict, prepare
-from parity.online.state import OnlineState
+from parity.online.state import WATERMARK, OnlineState
+from parity.online.tilewrite import on_push, rebuild, tiled
 
 
-def apply(state: OnlineState, source: Source, table: pa.Table, clock: int | None) -> int:
+def apply(
+    state: OnlineState,
+    source: Source,
+    table: pa.Table,
+    clock: int | None,
+    meta: Mapping[str, str] | None = None,
+) -> int:
     """Store canonical facts; returns the entities touched.
 
     With ``clock`` (a push), the horizon watermark advances to the latest ``recorded_at``
-    stored, capped at ``clock`` so a fact recorded in the future cannot move it.
+    stored, capped at ``clock`` so a fact recorded in the future cannot move it. ``meta``
+    (metadata values) is written in the same atomic store call as the facts.
     """
     if table.num_rows == 0:
         return 0
@@ -59,9 +76,16 @@ def apply(state: OnlineState, source: Source, table: pa.Table, clock: int | None
     segments = {e: _route(block, rows, foreign.get(e)) for e, rows in routes.items()}
     if moved:
         _copy_moved(state, source, moved, known, segments)
-    counts = state.store.append(source, segments, directory)
-    if clock is not None:
-        state.advance(min(int(block.recorded_at.max()), clock))
+    tiles = None
+    if tiled(source):
+        once = Counter(fids)
+        fresh = {f for f, n in once.items() if n == 1 and known[f] is None}
+        tiles = on_push(state.store, source, segments, fresh)
+    mark = None if clock is None else min(int(block.recorded_at.max()), clock)
+    changes = {**(meta or {}), **(state.watermark_change(mark) if mark is not None else {})}
+    counts = state.store.append(source, segments, directory, tiles, changes)
+    if mark is not None and WATERMARK in changes:
+        state.watermark = mark
     for entity, count in counts.items():
         if count > state.max_segments:
             compact_entity(state, source, entity, state.store.read(source, [entity])[0])
@@ -86,7 +110,10 @@ def compact_entity(state: OnlineState, source: Source, entity: str, segments: li
         for fid, value in zip(ids, state.store.directory(source, ids)):
             rest = [e for e in (value or "").split("\n") if e and e != entity]
             updates[fid] = "\n".join(rest) if rest else None
-    state.store.replace(source, entity, len(segments), merged, updates)
+    if state.store.replace(source, entity, len(segments), merged, updates) and tiled(source):
+        # Rebuilt from what is kept: buckets no request at or after the horizon reaches go.
+        kept = prepared if merged is prepared.block else prepare([merged])
+        state.store.append(source, {}, {}, {entity: rebuild(source, kept)})
     return 1 if len(merged) else 0
 
 
@@ -127,6 +154,8 @@ def to_block(source: Source, table: pa.Table) -> Block:
         valid[name] = column.is_valid().to_numpy(zero_copy_only=False)
         if dtype == "str":
             values[name] = _objects(column.to_pylist())
+        elif is_nested(dtype):
+            values[name] = nested_objects(column.to_pylist())
         elif dtype == "timestamp":
             values[name] = column.cast(pa.int64()).fill_null(0).to_numpy()
         elif dtype == "bool":

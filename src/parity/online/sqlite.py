@@ -4,6 +4,7 @@ Tables::
 
     segments(source, entity, seq, data)     one row per segment, seq orders them
     directory(source, fact_id, entities)    where each fact's versions are kept
+    tiles(source, entity, bucket, data)     tile summary (bucket SUMMARY) and bucket records
     meta(name, value)
 
 WAL mode lets readers in other processes read while one process writes. Driver errors are
@@ -30,7 +31,17 @@ from typing import Any, TypeVar
 
 from parity.definitions import Source
 from parity.errors import StorageError, TransientError
-from parity.online.base import Block, OnlineStore, decode, encode
+from parity.online.base import Block, OnlineStore, TileRead, decode, encode
+from parity.online.tiles import (
+    PENDING,
+    SUMMARY,
+    Tiles,
+    TileWrite,
+    decode_record,
+    decode_summary,
+    encode_record,
+    encode_summary,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -42,6 +53,10 @@ CREATE TABLE IF NOT EXISTS directory (
     PRIMARY KEY (source, fact_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tiles (
+    source TEXT NOT NULL, entity TEXT NOT NULL, bucket INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (source, entity, bucket)
+) WITHOUT ROWID;
 """
 _CHUNK = 500  # bound parameters per IN (...) list
 _BUSY = ("database is locked", "database table is locked", "database is busy")
@@ -141,16 +156,36 @@ class SQLiteStore(OnlineStore):
 
     @_translated
     def append(
-        self, source: Source, segments: Mapping[str, Block], directory: Mapping[str, str]
+        self,
+        source: Source,
+        segments: Mapping[str, Block],
+        directory: Mapping[str, str],
+        tiles: Mapping[str, TileWrite] | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
-        """Append one segment per entity id and set directory entries (see OnlineStore)."""
+        """Append segments, set directory entries, tiles and metadata (see OnlineStore)."""
         encoded = [(entity, encode(source, block)) for entity, block in segments.items()]
         entities = [entity for entity, _ in encoded]
         with self._lock, self._transaction() as con:
             last = self._last_seq(con, source, entities)
+            seqs = {e: last.get(e, (0, 0))[0] + 1 for e in entities}
+            resets, puts, drops = _tile_rows(source, tiles or {}, seqs)
+            if resets:
+                con.executemany(
+                    "DELETE FROM tiles WHERE source = ? AND entity = ?",
+                    [(source.name, e) for e in resets],
+                )
+            if drops:
+                con.executemany(
+                    "DELETE FROM tiles WHERE source = ? AND entity = ? AND bucket = ?", drops
+                )
+            if puts:
+                con.executemany("INSERT OR REPLACE INTO tiles VALUES (?, ?, ?, ?)", puts)
+            if meta:
+                con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
             con.executemany(
                 "INSERT INTO segments VALUES (?, ?, ?, ?)",
-                [(source.name, e, last.get(e, (0, 0))[0] + 1, data) for e, data in encoded],
+                [(source.name, e, seqs[e], data) for e, data in encoded],
             )
             # In key order: a bulk load then appends to the B-tree instead of inserting at
             # random places (fact ids are hashes), several times faster.
@@ -184,6 +219,36 @@ class SQLiteStore(OnlineStore):
         for entity, data in rows:
             found.setdefault(entity, []).append(decode(source, data))
         return [found.get(e, []) for e in entities]
+
+    @_translated
+    def read_tiles(self, requests: Sequence[TileRead]) -> list[Tiles]:
+        """Tile summaries, bucket records and pending blocks (see OnlineStore); one query
+        per entity."""
+        out: list[Tiles] = []
+        with self._lock:
+            for source, entity, buckets in requests:
+                wanted = [SUMMARY, *buckets]
+                # Two index lookups (an OR would scan every bucket record of the entity).
+                rows = self._con.execute(
+                    f"SELECT bucket, data FROM tiles WHERE source = ? AND entity = ? AND "
+                    f"bucket IN ({','.join('?' * len(wanted))}) UNION ALL "
+                    f"SELECT bucket, data FROM tiles WHERE source = ? AND entity = ? AND "
+                    f"bucket >= ? ORDER BY 1",
+                    (source.name, entity, *wanted, source.name, entity, PENDING),
+                ).fetchall()
+                found = dict(rows)
+                head = found.get(SUMMARY)
+                out.append(
+                    Tiles(
+                        None if head is None else decode_summary(source, head),
+                        [
+                            None if b not in found else decode_record(source, found[b])
+                            for b in buckets
+                        ],
+                        [decode_record(source, data) for b, data in rows if b >= PENDING],
+                    )
+                )
+        return out
 
     @_translated
     def replace(
@@ -272,15 +337,17 @@ class SQLiteStore(OnlineStore):
         with self._lock, self._transaction() as con:
             con.execute("DELETE FROM segments WHERE source = ?", (source.name,))
             con.execute("DELETE FROM directory WHERE source = ?", (source.name,))
+            con.execute("DELETE FROM tiles WHERE source = ?", (source.name,))
 
     @_translated
     def entity_bytes(self, source: Source, entity: str) -> int:
-        """Bytes of one entity's segment blobs."""
+        """Bytes of one entity's segment and tile blobs."""
         with self._lock:
             row = self._con.execute(
-                "SELECT coalesce(sum(length(data)), 0) FROM segments "
-                "WHERE source = ? AND entity = ?",
-                (source.name, entity),
+                "SELECT (SELECT coalesce(sum(length(data)), 0) FROM segments "
+                "WHERE source = ? AND entity = ?) + (SELECT coalesce(sum(length(data)), 0) "
+                "FROM tiles WHERE source = ? AND entity = ?)",
+                (source.name, entity, source.name, entity),
             ).fetchone()
         return int(row[0])
 
@@ -307,6 +374,28 @@ class SQLiteStore(OnlineStore):
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._con)
+
+
+def _tile_rows(
+    source: Source, tiles: Mapping[str, TileWrite], seqs: Mapping[str, int]
+) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(entities reset, rows to insert, rows to delete) of tile writes, encoded; a pending
+    block is keyed by its segment's number (``seqs``)."""
+    resets = [entity for entity, change in tiles.items() if change.reset]
+    puts: list[tuple[Any, ...]] = []
+    drops: list[tuple[Any, ...]] = []
+    for entity, change in tiles.items():
+        if change.summary is not None:
+            puts.append((source.name, entity, SUMMARY, encode_summary(source, change.summary)))
+        if change.pending is not None:
+            data = encode_record(source, change.pending)
+            puts.append((source.name, entity, PENDING + seqs[entity], data))
+        for bucket, record in change.buckets.items():
+            if record is None:
+                drops.append((source.name, entity, bucket))
+            else:
+                puts.append((source.name, entity, bucket, encode_record(source, record)))
+    return resets, puts, drops
 
 
 class _Transaction:

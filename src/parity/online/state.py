@@ -54,6 +54,9 @@ class OnlineState:
         # materialized by another process is noticed on the next request.
         self.ready_sources: set[str] = set()
         self.applied_marks: dict[str, int] = {}  # applied watermarks this process wrote or read
+        self.tiled_sources: set[str] = set()  # sources whose tiles are complete (tileread)
+        # False: every read evaluates raw facts (the baseline of benchmarks, and a diagnosis)
+        self.read_tiles = True
         self.lock = threading.RLock()
 
     @property
@@ -65,9 +68,17 @@ class OnlineState:
 
     def advance(self, recorded: int) -> None:
         """Move the horizon watermark forward to ``recorded`` (never back)."""
-        if self.watermark is None or recorded > self.watermark:
+        change = self.watermark_change(recorded)
+        if change:
+            self.store.set_meta(WATERMARK, change[WATERMARK])
             self.watermark = recorded
-            self.store.set_meta(WATERMARK, str(recorded))
+
+    def watermark_change(self, recorded: int) -> dict[str, str]:
+        """The metadata write that moves the watermark to ``recorded`` (empty if not later);
+        a write that carries it must then set ``self.watermark``."""
+        if self.watermark is None or recorded > self.watermark:
+            return {WATERMARK: str(recorded)}
+        return {}
 
     def source(self, source: str | Source) -> Source:
         """The served source called ``source``; NotFoundError naming the known ones."""

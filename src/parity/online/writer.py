@@ -24,7 +24,7 @@ from parity.dtypes import arrow_type
 from parity.errors import NotFoundError, SchemaError, TimeError
 from parity.facts import FactData, canonical_schema, normalize_facts, tombstones
 from parity.online.base import FOREIGN_FLAG
-from parity.online.readiness import advance_applied
+from parity.online.readiness import applied_change, note_applied
 from parity.online.routing import apply
 from parity.online.state import OnlineState
 from parity.timeutil import TIMESTAMP_TYPE, datetime_to_us, now_us, to_utc_datetime
@@ -141,10 +141,16 @@ class Writer:
 
     def _push(self, src: Source, table: pa.Table, clock: int, started: float) -> PushReport:
         with self._lock, self.state.lock:
-            entities = apply(self.state, src, table, clock)
+            latest = None
+            change: dict[str, str] = {}
             if table.num_rows:
                 recorded = table.column(RECORDED_AT).cast(pa.int64())
-                advance_applied(self.state, src, int(pc.max(recorded).as_py()))
+                latest = int(pc.max(recorded).as_py())
+                change = applied_change(self.state, src, latest)
+            # The applied watermark commits with the facts, in the same store write.
+            entities = apply(self.state, src, table, clock, change)
+            if latest is not None and change:
+                note_applied(self.state, src, latest)
             seconds = time.perf_counter() - started
             self._buffer.setdefault(src.name, []).append(table)
             self._buffered += table.num_rows

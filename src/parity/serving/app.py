@@ -11,7 +11,8 @@ cannot cause a 500: every error it can provoke is one of the above.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,7 +20,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from parity.errors import (
@@ -101,14 +101,24 @@ class PromoteIn(BaseModel):
 
 
 def create_app(service: PredictionService, admin_token: str | None = None,
-               routers: Sequence[APIRouter] = ()) -> FastAPI:
+               routers: Sequence[APIRouter] = (),
+               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
     """A FastAPI app over ``service``; admin endpoints need ``Authorization: Bearer <token>``.
 
     ``routers`` adds other read endpoints served beside the models (Hulk publications, the
     Online Archive). ``/docs`` serves Swagger UI from files bundled with the package (no CDN).
+    ``on_shutdown`` runs when the server shuts down (a ``--workers`` process stops its
+    service there, which seals its feature log).
     """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
     app = FastAPI(title="parity serving", version="1", description=DESCRIPTION,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
     expected = admin_token.encode("utf-8") if admin_token else None
     _mount_docs(app)
@@ -171,8 +181,8 @@ def create_app(service: PredictionService, admin_token: str | None = None,
     def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
         service.refresh_metrics()
-        return PlainTextResponse(generate_latest(service.metrics.registry),
-                                 media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(service.metrics.render(),
+                                 media_type=service.metrics.content_type)
 
     @app.post("/admin/models/{model}/reload", dependencies=[Depends(admin)])
     def reload(model: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from parity.definitions import FeatureSet
 from parity.errors import InputError
-from parity.featurelog import FeatureLogWriter, LogSchema
+from parity.featurelog import FeatureLogWriter, LogSchema, open_worker_writer
 from parity.featurelog.columns import KEY_PREFIX, REQUEST_PREFIX
 from parity.serving.config import ServingConfig
 from parity.serving.metrics import ServiceMetrics
@@ -64,7 +64,7 @@ def online_feature_fn(online: OnlineReader, feature_sets: Mapping[str, FeatureSe
         answer = online.answer(list(sets), table)
         names = [f.name for s in sets for f in feature_sets[s].features]
         rows: list[dict[str, Any]] = answer.table.select(names).to_pylist()
-        return Features(rows, list(answer.found))
+        return Features(rows, list(answer.found), list(answer.live))
 
     return features
 
@@ -101,10 +101,18 @@ def build_service(
     sample_rate: float | None = None,
     poll_interval: float | None = None,
     sync: bool | None = None,
+    *,
+    worker: bool = False,
+    metrics_dir: str | None = None,
 ) -> PredictionService:
     """A service for ``models`` (default: ``serving.models`` in parity.yaml, else every model
     with a ``live`` alias) configured from the ``serving`` section (see ``config``); the
-    arguments override it. ConfigError for a wrong value in parity.yaml."""
+    arguments override it. ConfigError for a wrong value in parity.yaml.
+
+    ``worker=True`` (a ``parity serve --workers N`` process) logs to the first free worker
+    folder of the feature log (``w0``, ``w1``, ...; readers merge them) instead of the log's
+    own folder, and ``metrics_dir`` is its Prometheus multiprocess folder (see ``metrics``).
+    """
     config = ServingConfig.from_mapping(workspace.config.get("serving"))
     registry = workspace.registry
     names = list(models or config.models)
@@ -115,19 +123,22 @@ def build_service(
     settings = config.feature_log
     writer = None
     if log if log is not None else settings.enabled:
-        writer = FeatureLogWriter(
-            workspace.feature_log_dir,
-            sample_rate=sample_rate if sample_rate is not None else settings.sample_rate,
-            on_full="block" if settings.on_full == "block" else "drop",
-            queue_size=settings.queue_size,
-            schema=log_schema(list(feature_sets.values()), config.request_types),
-        )
+        options: dict[str, Any] = {
+            "sample_rate": sample_rate if sample_rate is not None else settings.sample_rate,
+            "on_full": "block" if settings.on_full == "block" else "drop",
+            "queue_size": settings.queue_size,
+            "schema": log_schema(list(feature_sets.values()), config.request_types),
+        }
+        if worker:
+            _index, writer = open_worker_writer(workspace.feature_log_dir, **options)
+        else:
+            writer = FeatureLogWriter(workspace.feature_log_dir, **options)
     online = workspace.online
     return PredictionService(
         slots,
         online_feature_fn(online, feature_sets),
         feature_log=writer,
-        metrics=ServiceMetrics(),
+        metrics=ServiceMetrics(metrics_dir),
         poll_interval=float(poll_interval or config.poll_interval),
         readiness=online.readiness,
         limits=config.limits,

@@ -3,11 +3,14 @@
 ``status`` is ``degraded`` (HTTP 503) with a list of ``reasons`` when a model has no loaded
 version, a source of a served feature set is not ready (never materialized, or behind the
 fact log beyond the tolerance), the feature log's last write failed (a full disk) or its writer
-is gone, or a background thread is failing. Otherwise ``ok`` (200).
+is gone, or a background thread is failing. Otherwise ``ok`` (200). Under ``parity serve
+--workers N`` the answer is that of the worker process that took the request (``pid``; its
+own feature log ``folder``); every worker runs the same checks on the same models.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -62,7 +65,9 @@ def health_body(service: PredictionService) -> dict[str, Any]:
             hint = f": {last.error}" if last is not None and last.error else \
                 f"; run `parity models promote {name} VERSION`"
             reasons.append(f"model {name!r} has no version loaded{hint}")
-    out: dict[str, Any] = {"status": "ok", "reasons": reasons, "models": models}
+    # With --workers N each process answers for itself: say which one this is.
+    out: dict[str, Any] = {"status": "ok", "reasons": reasons, "models": models,
+                           "pid": os.getpid()}
     out["online"] = _online(service, reasons)
     threads: dict[str, Any] = {}
     if service.watchdog.thread is not None:
@@ -72,7 +77,8 @@ def health_body(service: PredictionService) -> dict[str, Any]:
     log = service.feature_log
     if log is not None:
         stats = log.stats()
-        out["feature_log"] = {**stats, "sync": service.sync_log, "last_error": log.last_error}
+        out["feature_log"] = {**stats, "sync": service.sync_log, "last_error": log.last_error,
+                              "folder": str(getattr(log, "root", "")) or None}
         threads["feature_log_writer"] = {"alive": bool(stats.get("writer_alive", 1)),
                                          "failing": bool(stats.get("failing", 0))}
         if not stats.get("writer_alive", 1):

@@ -53,13 +53,16 @@ class ModelRegistry(Protocol):
 
 class OnlineAnswerLike(Protocol):
     """``parity.online.OnlineAnswer``: the feature table and, per context, whether the entity
-    was ever seen."""
+    was ever seen and what each live source served (empty without live sources)."""
 
     @property
     def table(self) -> pa.Table: ...
 
     @property
     def found(self) -> list[bool]: ...
+
+    @property
+    def live(self) -> list[dict[str, Any]]: ...
 
 
 class SourceReadinessLike(Protocol):

@@ -53,10 +53,13 @@ UTC = timezone.utc
 
 @dataclass(frozen=True)
 class Features:
-    """Feature values per context, and whether each context's entity was ever seen."""
+    """Feature values per context, whether each context's entity was ever seen, and per
+    context what each live source served (``{source: {"used", "latency_ms", "detail"}}``;
+    empty when the feature sets read no live source)."""
 
     rows: list[dict[str, Any]]
     found: list[bool]
+    live: list[dict[str, Any]] = field(default_factory=list)
 
 
 # (feature set names, contexts) -> Features. Contexts are dicts with the entity keys, "at" and
@@ -306,6 +309,7 @@ class PredictionService:
                 model_version=loaded.version, feature_set_versions=versions,
                 keys={k: row[k] for k in schema.keys},
                 features=dict(feats), request=self._request_of(row, loaded), output=out,
+                live=answer.live[i] if answer.live else {},
             )
             receipt = log.enqueue(record, flush=self.sync_log)
             statuses.append(receipt.status)
