@@ -92,8 +92,7 @@ class DuckDBEngine(Engine):
     def _source(self, con: Any, sp: SourcePlan, cutoff: int | None, n: int) -> dict[str, Column]:
         if not sp.paths:
             return {f.name: empty_column(f, n) for f in sp.features}
-        con.execute("DROP TABLE IF EXISTS v")
-        con.execute(f"CREATE TEMP TABLE v AS {sql.versions_sql(sp.source, sp.paths, cutoff)}")
+        self._versions(con, sp, cutoff)
         keys = list(sp.source.entity.keys)
         pieces: list[str] = []  # queries, at most one row per context each
         complete: list[bool] = []  # whether a piece has a row for every context
@@ -148,6 +147,26 @@ class DuckDBEngine(Engine):
             joins.append(f"LEFT JOIN piece{i} USING ({sql.ROW})")
         table = query_arrow(con, f"SELECT {select} FROM ctx {' '.join(joins)} ORDER BY {sql.ROW}")
         return {feature.name: table.column(i) for i, feature in enumerate(named.values())}
+
+    @staticmethod
+    def _versions(con: Any, sp: SourcePlan, cutoff: int | None) -> None:
+        """Make ``v``, the source's versions, as a table the plans read several times.
+
+        A lookup-only source without corrections (no fact id with two versions; one count of
+        id hashes finds out) has no correction end to find, so ``v`` is a view over the files:
+        the plan reads them in place, as a hand-written ASOF join does. Sources with aggregates
+        keep the table: on many small files the extra count costs more than it saves.
+        """
+        for (kind,) in con.execute(
+            "SELECT CASE WHEN table_type = 'VIEW' THEN 'VIEW' ELSE 'TABLE' END "
+            "FROM information_schema.tables WHERE table_name = 'v'"
+        ).fetchall():
+            con.execute(f"DROP {kind} v")
+        corrected = bool(
+            sp.aggregates or con.execute(sql.corrections_sql(sp.paths, cutoff)).fetchone()[0]
+        )
+        query = sql.versions_sql(sp.source, sp.paths, cutoff, corrected)
+        con.execute(f"CREATE TEMP {'TABLE' if corrected else 'VIEW'} v AS {query}")
 
     def _sweep_windows(
         self, con: Any, keys: list[str], aggregates: tuple[Aggregate, ...], contexts: int

@@ -49,20 +49,47 @@ def key_join(keys: Sequence[str], left: str, right: str) -> str:
     return " AND ".join(f"{left}.{q(k)} = {right}.{q(k)}" for k in keys)
 
 
-def versions_sql(source: Source, paths: Sequence[str], cutoff_us: int | None) -> str:
-    """Every fact version with its times in microseconds, its start, and its correction end."""
+def versions_sql(
+    source: Source, paths: Sequence[str], cutoff_us: int | None, corrected: bool = True
+) -> str:
+    """Every fact version with its times in microseconds, its start, and its correction end.
+
+    ``corrected=False`` promises that no fact id has two versions (see ``corrections_sql``):
+    the correction end is then NULL everywhere and the window that finds it is skipped.
+    """
     keys = ", ".join(q(k) for k in source.entity.keys)
     fields = "".join(f", {q(f)}" for f in source.schema)
     where = f"WHERE epoch_us(recorded_at) < {cutoff_us}" if cutoff_us is not None else ""
-    files = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    files = parquet_list(paths)
+    next_end = (
+        "lead(epoch_us(recorded_at)) OVER (PARTITION BY fact_id ORDER BY recorded_at)"
+        if corrected else "NULL::BIGINT"
+    )
     return f"""
         SELECT {keys}{fields}, event_time, epoch_us(event_time) AS {ET},
                epoch_us(recorded_at) AS {RA}, fact_id, _tombstone,
                greatest(epoch_us(event_time), epoch_us(recorded_at)) AS {START},
-               lead(epoch_us(recorded_at)) OVER (PARTITION BY fact_id ORDER BY recorded_at)
-                   AS {NEXT}
+               {next_end} AS {NEXT}
         FROM read_parquet({files}) {where}
     """
+
+
+def parquet_list(paths: Sequence[str]) -> str:
+    """A DuckDB list literal of file paths, for ``read_parquet``."""
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def corrections_sql(paths: Sequence[str], cutoff_us: int | None) -> str:
+    """One row, one column: whether some fact id may have two versions in ``paths``.
+
+    It counts distinct 64-bit hashes of the ids: a collision can only make it answer True
+    (take the exact path), never hide a correction.
+    """
+    where = f"WHERE epoch_us(recorded_at) < {cutoff_us}" if cutoff_us is not None else ""
+    return (
+        f"SELECT count(*) > count(DISTINCT hash(fact_id)) "
+        f"FROM read_parquet({parquet_list(paths)}) {where}"
+    )
 
 
 @dataclass(frozen=True)
