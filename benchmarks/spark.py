@@ -1,6 +1,7 @@
 """The Spark engine against the DuckDB engine on the same fact log, in the same run.
 
     .venv/bin/python benchmarks/spark.py --scale tiny      # smoke run (a few minutes on local[2])
+    .venv/bin/python benchmarks/spark.py --scale small     # 200k -> 1M events, 100k contexts
     .venv/bin/python benchmarks/spark.py --scale full      # issue 15: 1M -> 10M events, 1M contexts
 
 Per size and key distribution (``uniform``; ``skewed``: Zipf keys, one key holds a large share
@@ -8,7 +9,9 @@ of the events) it builds count/sum/mean over three windows plus two lookups, run
 engine and the Spark engine (``local[2]`` unless ``--master``), checks that both training sets
 are equal (floats bit for bit), and prints wall time, the Spark/DuckDB ratio, growth with size
 and peak memory: the Python process (``ru_maxrss``) and the Spark driver JVM (``VmHWM``).
-Spark's time includes its job planning and the JVM's warm-up of the first size.
+Both engines first run once on a tiny log (not timed), so the JVM's start-up and warm-up are
+not charged to the first size; Spark's time still includes its job planning and scheduling.
+With ``--repeat N`` each engine runs N times per size and the medians are printed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -111,18 +115,30 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="tiny")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--skew", choices=["uniform", "skewed", "both"], default="both")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per engine and size")
+    parser.add_argument("--driver-memory", default=None,
+                        help="Spark driver memory (local mode: all of Spark's heap); "
+                        "default 2g, 8g for --scale full (1M contexts)")
     args = parser.parse_args()
     scale = SCALES[args.scale]
     from parity.engines.spark import SparkEngine
 
     spark_engine = SparkEngine(master=args.master, conf={
         "spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false", "spark.driver.memory": "2g",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": args.driver_memory or ("8g" if args.scale == "full" else "2g"),
     })
     spark_engine.spark.sparkContext.setLogLevel("ERROR")
     duck = DuckDBEngine(memory_limit="2GB", threads=2)
     feature_sets = definitions()[0]
     names = [f.name for f in feature_sets[0].features]
+    warm = Path(tempfile.mkdtemp(prefix="parity-bench-spark-warm-"))
+    try:
+        log, contexts = build(warm / "log", 2_000, Scale((2_000,), 500, 100), False)
+        duck.training_set(contexts, feature_sets, log)
+        spark_engine.training_set(contexts, feature_sets, log)
+    finally:
+        shutil.rmtree(warm, ignore_errors=True)
     kinds = ["uniform", "skewed"] if args.skew == "both" else [args.skew]
     print(f"Spark engine vs DuckDB engine, scale={args.scale}, master={args.master}")
     print(f"{'keys':8} {'events':>10} {'contexts':>9} {'duckdb s':>9} {'spark s':>8} "
@@ -133,19 +149,23 @@ def main() -> None:
             folder = Path(tempfile.mkdtemp(prefix="parity-bench-spark-"))
             try:
                 log, contexts = build(folder / "log", size, scale, kind == "skewed")
-                started = time.perf_counter()
-                expected = duck.training_set(contexts, feature_sets, log)
-                duck_s = time.perf_counter() - started
-                started = time.perf_counter()
-                actual = spark_engine.training_set(contexts, feature_sets, log)
-                spark_s = time.perf_counter() - started
+                duck_times, spark_times = [], []
+                for _ in range(max(args.repeat, 1)):
+                    started = time.perf_counter()
+                    expected = duck.training_set(contexts, feature_sets, log)
+                    duck_times.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    actual = spark_engine.training_set(contexts, feature_sets, log)
+                    spark_times.append(time.perf_counter() - started)
+                duck_s = statistics.median(duck_times)
+                spark_s = statistics.median(spark_times)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             equal = all(expected.column(n).equals(actual.column(n)) for n in names)
             growth = f"{spark_s / previous:6.2f}x" if previous else "      -"
             previous = spark_s
             print(f"{kind:8} {size:>10,} {scale.contexts:>9,} {duck_s:>9.2f} {spark_s:>8.2f} "
-                  f"{spark_s / duck_s:>6.1f} {growth:>7} {equal!s:>6}")
+                  f"{spark_s / duck_s:>6.1f} {growth:>7} {equal!s:>6}", flush=True)
     python_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory: python {python_mb:.0f} MB, Spark driver JVM "
           f"{jvm_peak_mb(spark_engine.spark):.0f} MB")

@@ -199,8 +199,9 @@ class SparkExecutor(Executor):
     examples = 5  # each example is a few Spark jobs; PARITY_HYPOTHESIS_EXAMPLES for more
     pytest_marks = (pytest.mark.spark,)
 
-    def __init__(self, plan: str = "sweep") -> None:
+    def __init__(self, plan: str = "sweep", hot_key_versions: int = 4) -> None:
         self.plan = plan
+        self.hot_key_versions = hot_key_versions
         self.name = "spark" if plan == "sweep" else f"spark-{plan}"
 
     def check_available(self) -> None:
@@ -210,7 +211,11 @@ class SparkExecutor(Executor):
              cutoff: datetime | None, seed: int) -> Session:
         from parity.engines.spark import SparkEngine
 
-        engine = SparkEngine(plan=self.plan, session=spark_session())
+        # a key with more than 4 versions is hot (the default): the catalog's cases and the
+        # property test run both the time-bucketed path of hot keys and the plain one
+        engine = SparkEngine(
+            plan=self.plan, session=spark_session(), hot_key_versions=self.hot_key_versions
+        )
         return _EngineSession(engine, log, feature_sets, cutoff)  # type: ignore[arg-type]
 
 

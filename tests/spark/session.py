@@ -14,10 +14,18 @@ from typing import Any
 
 import pytest
 
-#: the test session's settings: two local cores, few shuffle partitions, no UI, UTC
+#: the test session's settings, for tiny data on two local cores: a training set costs Spark's
+#: fixed cost per job and per task, not its data, so everything that adds jobs or tasks is off
 TEST_CONF = {
-    "spark.sql.shuffle.partitions": "4",
+    # one task per shuffle; no adaptive re-planning (it runs each shuffle stage as its own job)
+    "spark.sql.shuffle.partitions": "1",
+    "spark.sql.adaptive.enabled": "false",
     "spark.default.parallelism": "2",
+    # sort-merge joins within one job, instead of one job per broadcast
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+    # no capture of the Python call site of every DataFrame call (several JVM round trips each)
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "1g",

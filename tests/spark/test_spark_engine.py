@@ -1,8 +1,8 @@
 """The Spark engine beyond the case catalog: its join plan, Parquet output, options, refusals.
 
 The catalog (``tests/catalog``) runs every case on the default plan (``sweep``) through the
-``spark`` adapter; here a few cases that exercise corrections, ties, ttl and exact sums also
-run on the ``join`` plan, through the same ``run_case``.
+``spark`` adapter; here a few cases that exercise corrections, ties, ttl, nulls and exact sums
+also run on the ``join`` plan with hot keys split, through the same ``run_case``.
 """
 
 from __future__ import annotations
@@ -26,13 +26,17 @@ JOIN_CASES = [
     "ties_in_event_time",
     "lookup_ttl_and_latest_event_time",
     "money_sums_are_bit_exact",
+    "nulls_and_empty_windows",
+    "arbitrary_floats_and_many_events",
 ]
 
 
 @pytest.mark.parametrize("name", JOIN_CASES)
 def test_join_plan_agrees_with_reference(spark: Any, name: str, tmp_path: Path) -> None:
+    """Every function through the range join, with every key of two or more versions split
+    into time buckets (hot) and the keys of one version not."""
     case = next(c for c in CASES if c.name == name)
-    run_case(SparkExecutor("join"), case, tmp_path)
+    run_case(SparkExecutor("join", hot_key_versions=1), case, tmp_path)
 
 
 def test_write_parquet_equals_the_collected_features(spark: Any, tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """The Spark engine: the distributed Time Machine executor.
 
 It receives the same plan as the DuckDB engine (``parity.plan``: features by source, the fact
-files that can matter for a knowledge cutoff) and writes only its Spark plans (``plans``). The
-contexts go to Spark as an Arrow table; the result comes back as Arrow (``DataFrame.toArrow``),
-never through pandas, in context order.
+files that can matter for a knowledge cutoff) and writes only its Spark plans (``plans``,
+``rangejoin``). The contexts go to Spark as an Arrow table; the result comes back as Arrow
+(``DataFrame.toArrow``), never through pandas, and is put in context order by Arrow on the
+driver (a distributed sort would cost a sampling job and a shuffle). A training set runs one
+Spark job for the features, plus one to choose the exact scale of float sums and one per
+broadcast of hot keys.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -19,7 +23,8 @@ from parity.contexts import AT
 from parity.definitions import Aggregate, Lookup
 from parity.engines.base import Column as ArrowColumn
 from parity.engines.base import Engine, Progress
-from parity.engines.spark import plans
+from parity.engines.spark import plans, rangejoin
+from parity.engines.spark.buckets import HOT_VERSIONS
 from parity.errors import ConfigError
 from parity.plan import Plan, SourcePlan
 from parity.rules import Agg, empty_column, rule_of
@@ -33,6 +38,11 @@ REQUIRED_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 
+#: defaults the user's ``conf`` may override: PySpark's capture of the Python call site of
+#: every DataFrame call costs several JVM round trips per call, and a training set's plan
+#: makes thousands of calls (it only improves error messages of hand-written queries)
+DEFAULT_CONF = {"spark.python.sql.dataFrameDebugging.enabled": "false"}
+
 
 class SparkEngine(Engine):
     """Computes training sets with PySpark, on ``master`` (``local[*]``, ``spark://...``,
@@ -43,7 +53,8 @@ class SparkEngine(Engine):
     sums and running maxima in one window per key; the default) or ``join`` (a range join of
     each context to its window, as the other functions always are). ``session`` reuses a
     SparkSession the caller owns; otherwise one is created (or the active one reused) on
-    first use.
+    first use. ``hot_key_versions``: a key with more fact versions than this is split into
+    time buckets in the range-join plan (``buckets``), so that it cannot sink one task.
     """
 
     name = "spark"
@@ -56,20 +67,30 @@ class SparkEngine(Engine):
         plan: str = "sweep",
         session: SparkSession | None = None,
         memory_limit: str | None = None,
+        hot_key_versions: int = HOT_VERSIONS,
     ) -> None:
         if plan not in PLANS:
             raise ConfigError(
                 f"Spark engine: plan must be one of {', '.join(PLANS)}, not {plan!r}"
             )
+        if isinstance(hot_key_versions, bool) or not isinstance(hot_key_versions, int) or (
+            hot_key_versions < 1
+        ):
+            raise ConfigError(
+                f"Spark engine: hot_key_versions must be a whole number >= 1, not "
+                f"{hot_key_versions!r}; the default is {HOT_VERSIONS}"
+            )
         self.master = master
-        self.conf = dict(conf or {})
+        self.conf = {**DEFAULT_CONF, **(conf or {})}
         if memory_limit is not None:
             # parity.yaml's default `offline: {memory_limit: 4GB}` is the driver's memory here,
             # so switching engines is one line; an explicit spark.driver.memory wins.
             self.conf.setdefault("spark.driver.memory", _spark_size(memory_limit))
         self.app_name = app_name
         self.plan = plan
+        self.hot_key_versions = hot_key_versions
         self._session = session
+        self._cached: list[DataFrame] = []
 
     @property
     def spark(self) -> SparkSession:
@@ -87,18 +108,23 @@ class SparkEngine(Engine):
         self, contexts: pa.Table, plan: Plan, progress: Progress
     ) -> dict[str, ArrowColumn]:
         """Aggregates and lookups for ``contexts`` (see Engine.compute)."""
-        frame = self.features_frame(contexts, plan, progress)
-        if frame is None:
-            return {}
-        table = frame.toArrow()
+        try:
+            frame = self.features_frame(contexts, plan, progress)
+            if frame is None:
+                return {}
+            table = frame.toArrow()
+        finally:
+            self._release()
+        table = table.take(pc.sort_indices(table.column(plans.ROW)))
         return {name: table.column(name) for name in table.column_names if name != plans.ROW}
 
     def features_frame(
         self, contexts: pa.Table, plan: Plan, progress: Progress
     ) -> DataFrame | None:
-        """A Spark DataFrame of ``#row`` and one column per raw feature, in context order.
+        """A Spark DataFrame of ``#row`` and one column per raw feature, in no order.
 
-        Nothing is computed until it is collected or written (``write_parquet``).
+        Nothing is computed until it is collected or written (``write_parquet``); the fact
+        versions it reads are cached until ``compute``/``write_parquet`` release them.
         """
         if not plan.sources:
             return None
@@ -120,7 +146,7 @@ class SparkEngine(Engine):
         if empties:
             out = out.select("*", *(c.alias(name) for name, c in empties.items()))
         names = [f.name for f in plan.raw_features]
-        return out.select(plans.ROW, *names).orderBy(plans.ROW)
+        return out.select(plans.ROW, *names)
 
     def _contexts(self, spark: SparkSession, contexts: pa.Table, sp: SourcePlan) -> DataFrame:
         keys = plans.key_names(sp.source)
@@ -138,6 +164,7 @@ class SparkEngine(Engine):
     ) -> DataFrame:
         """``#row``, ``#t`` and one column per feature of the source, for every context."""
         v = plans.versions(spark, sp.source, sp.paths, cutoff).cache()
+        self._cached.append(v)
         keys = plans.key_names(sp.source)
         sweep = self.plan == "sweep"
         finals: dict[str, Column] = {}
@@ -163,9 +190,11 @@ class SparkEngine(Engine):
                 finals[latest_feature.name] = plans.latest_value(latest_feature, column, 0)
         if joined:
             columns = [f"#j{i}" for i in range(len(joined))]
-            pieces.append(plans.joined(ctx, v, keys, joined, columns, scales))
+            pieces.append(
+                rangejoin.joined(ctx, v, keys, joined, columns, scales, self.hot_key_versions)
+            )
             for column, feature in zip(columns, joined):
-                finals[feature.name] = plans.joined_value(feature, column)
+                finals[feature.name] = rangejoin.joined_value(feature, column)
         out = ctx.select(plans.ROW, plans.T)
         for piece in pieces:
             out = out.join(piece, on=plans.ROW, how="left")
@@ -180,10 +209,18 @@ class SparkEngine(Engine):
     ) -> None:
         """Write the raw features (``#row`` renamed ``row``) to Parquet at ``path`` (any
         Hadoop filesystem URL: ``file:``, ``s3a:``, ``hdfs:``), without collecting them."""
-        frame = self.features_frame(contexts, plan, progress or (lambda _s: None))
-        if frame is None:
-            return
-        frame.withColumnRenamed(plans.ROW, "row").write.mode("overwrite").parquet(path)
+        try:
+            frame = self.features_frame(contexts, plan, progress or (lambda _s: None))
+            if frame is None:
+                return
+            frame.withColumnRenamed(plans.ROW, "row").write.mode("overwrite").parquet(path)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Drop the cached fact versions of the last training set."""
+        while self._cached:
+            self._cached.pop().unpersist()
 
 
 def _packed(feature: Aggregate | Lookup) -> Column:

@@ -17,9 +17,10 @@ Three plans read the versions relation ``v``:
   a running maximum of (event_time, recorded_at, fact_id, values) per key, contexts ordered
   before facts at ties, gives the newest visible one; the few versions a later correction ended
   are range-joined. One shuffle by key for the window, one for the join.
-- ``joined``: everything else (min, max, last_k, count_distinct; and all functions with
-  ``plan="join"``): a range join of each context to the versions valid at its ``t``, grouped
-  by context row. Cost: contexts x versions per key in the widest window.
+- ``joined`` (in ``rangejoin``): everything else (min, max, last_k, count_distinct; and all
+  functions with ``plan="join"``): a range join of each context to the versions valid at its
+  ``t``, aggregated per (context, time bucket) then per context; hot keys are split into
+  time buckets (``buckets``). Cost: contexts x versions per key in the widest window.
 
 Working columns start with ``#``; a user's key, field or context name is a Python identifier,
 so it can never take one of them. Entity keys are renamed ``#k0, #k1...`` on both sides.
@@ -32,11 +33,13 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window, WindowSpec
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from parity.definitions import EVENT_TIME, Aggregate, Lookup, Source
 from parity.engines.spark import exact
 from parity.errors import NotImplementedYetError
-from parity.rules import Agg, missing, rule_of
+from parity.facts import canonical_schema
+from parity.rules import Agg, rule_of
 
 ROW, T = "#row", "#t"
 ET, RA, START, NEXT, TIME, KIND = "#et", "#ra", "#start", "#next", "#time", "#kind"
@@ -51,8 +54,12 @@ def key_names(source: Source) -> list[str]:
 def versions(
     spark: SparkSession, source: Source, paths: Sequence[str], cutoff_us: int | None
 ) -> DataFrame:
-    """Every fact version known before the cutoff, with its times (us), start and next."""
-    raw = spark.read.parquet(*paths)
+    """Every fact version known before the cutoff, with its times (us), start and next.
+
+    The files are read with the source's stored schema, so Spark runs no job to infer it.
+    """
+    schema = from_arrow_schema(canonical_schema(source))
+    raw = spark.read.schema(schema).parquet(*paths)
     if cutoff_us is not None:
         raw = raw.where(F.unix_micros("recorded_at") < F.lit(cutoff_us))
     keys = [F.col(k).alias(n) for k, n in zip(source.entity.keys, key_names(source))]
@@ -288,93 +295,3 @@ def latest_value(feature: Aggregate | Lookup, column: str, index: int) -> Column
     if reach is None:
         return value
     return F.when(best.getField("a") >= F.col(T) - F.lit(reach), value)
-
-
-# -- range join: every other aggregate --------------------------------------------------------
-
-
-def _window_condition(feature: Aggregate) -> Column:
-    if feature.window_us is None:
-        return F.lit(True)
-    return F.col(ET) >= F.col(T) - F.lit(feature.window_us)
-
-
-def _joined_sum(feature: Aggregate, cond: Column, scale: int | None) -> Column:
-    value = field(feature)
-    if not sums_floats(feature):
-        return F.sum(F.when(cond, value.cast("bigint")))
-    assert scale is not None
-    return exact.to_double(F.sum(F.when(cond, exact.to_exact(value, scale))), scale)
-
-
-def _ordered(feature: Aggregate, cond: Column) -> Column:
-    """The window's values packed newest-last, as structs comparable in rule 2's order."""
-    return F.when(cond, F.struct(F.col(ET), F.col(RA), F.col(FACT_ID), field(feature).alias("v")))
-
-
-def joined_aggregate(feature: Aggregate, scale: int | None) -> Column:
-    """One aggregate over the versions joined to a context (null or 0 when none counts)."""
-    window = _window_condition(feature)
-    if feature.field is None:
-        return F.count(F.when(window, 1))
-    value = field(feature)
-    cond = window & value.isNotNull()
-    function = rule_of(feature).function
-    if function is Agg.COUNT:
-        return F.count(F.when(cond, 1))
-    if function is Agg.COUNT_DISTINCT:
-        return F.count_distinct(F.when(cond, value))
-    if function is Agg.SUM:
-        return _joined_sum(feature, cond, scale)
-    if function is Agg.MEAN:
-        total = _joined_sum(feature, cond, scale).cast("double")
-        count = F.count(F.when(cond, 1))
-        return total / F.when(count > 0, count).cast("double")
-    if function is Agg.MIN:
-        return F.min(F.when(cond, value))
-    if function is Agg.MAX:
-        return F.max(F.when(cond, value))
-    if function is Agg.LAST:
-        return F.max(_ordered(feature, cond)).getField("v")
-    if function is Agg.LAST_K:
-        newest_first = F.sort_array(F.collect_list(_ordered(feature, cond)), asc=False)
-        return F.transform(F.slice(newest_first, 1, feature.k or 1), lambda x: x.getField("v"))
-    raise NotImplementedYetError(f"Spark engine: aggregate {function.value} is not planned")
-
-
-JOINED = (Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM, Agg.MEAN, Agg.MIN, Agg.MAX, Agg.LAST, Agg.LAST_K)
-assert not missing(JOINED), f"Spark engine lacks {missing(JOINED)}"
-
-
-def joined(
-    ctx: DataFrame,
-    v: DataFrame,
-    keys: list[str],
-    features: Sequence[Aggregate],
-    columns: Sequence[str],
-    scales: dict[str, int],
-) -> DataFrame:
-    """Aggregates by a range join of each context to the versions valid at its ``t``."""
-    windows = [f.window_us for f in features]
-    valid = (F.col(START) < F.col(T)) & (F.col(NEXT).isNull() | (F.col(T) <= F.col(NEXT)))
-    if all(w is not None for w in windows):
-        widest = max(w for w in windows if w is not None)
-        valid = valid & (F.col(ET) >= F.col(T) - F.lit(widest))
-    pairs = ctx.select(ROW, T, *keys).join(v.where(~F.col(TOMBSTONE)), on=keys).where(valid)
-    return pairs.groupBy(ROW).agg(
-        *(
-            joined_aggregate(f, scales.get(f.field or "")).alias(c)
-            for f, c in zip(features, columns)
-        )
-    )
-
-
-def joined_value(feature: Aggregate, column: str) -> Column:
-    """A joined aggregate's final value: the rule table's empty value where none counted."""
-    rule = rule_of(feature)
-    value = F.col(column)
-    if rule.empty_is_zero:  # a context with no joined version has no row at all
-        return F.coalesce(value, F.lit(rule.empty_value(feature.dtype)))
-    if rule.list_output:
-        return F.when(F.size(value) > 0, value)
-    return value
