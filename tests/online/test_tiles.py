@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 import random
 import tempfile
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,132 +17,25 @@ from hypothesis import strategies as st
 import parity as pt
 from parity import reference
 from parity.contexts import normalize_contexts
-from parity.facts import canonical_schema
-from parity.online import OnlineFeatures, open_online
+from parity.online import open_online
 from parity.online.base import Block, concat
 from parity.online.evaluate import evaluate_source, prepare
 from parity.online.exactsum import from_partials, partials, total
 from parity.online.state import OnlineState
 from parity.online.tileread import read_plans, uses_tiles
 from parity.online.tiles import Summary, build, empty, split
-from parity.online.tilewrite import rebuild
-from parity.timeutil import TIMESTAMP_TYPE, us_to_datetime
+from parity.online.tilewrite import final_facts, rebuild
+from parity.timeutil import us_to_datetime
 from tests.conformance import assert_same
-
-UTC = timezone.utc
-HOUR = 3_600_000_000
-DAY = 24 * HOUR
-T0 = 1_700_000_000_000_000  # 2023-11-14
-
-customer = pt.Entity("customer", {"customer_id": int})
-orders = pt.EventSource("orders", customer, {"amount": float, "quantity": int, "note": str})
-
-
-def feature_set(windows: tuple[str | None, ...] = ("1h", "1d", "7d")) -> pt.FeatureSet:
-    """count/sum/mean/min/max of a float over each window, and a few over an int field."""
-    features: list[Any] = []
-    for window in windows:
-        tag = window or "all"
-        features += [
-            pt.Aggregate(f"n_{tag}", orders, "count", window=window),
-            pt.Aggregate(f"spend_{tag}", orders, "sum", "amount", window=window),
-            pt.Aggregate(f"mean_{tag}", orders, "mean", "amount", window=window),
-            pt.Aggregate(f"low_{tag}", orders, "min", "amount", window=window),
-            pt.Aggregate(f"high_{tag}", orders, "max", "amount", window=window),
-        ]
-    features += [
-        pt.Aggregate("qty_sum", orders, "sum", "quantity", window=windows[-1]),
-        pt.Aggregate("qty_mean", orders, "mean", "quantity", window=windows[0]),
-        pt.Aggregate("qty_min", orders, "min", "quantity", window=windows[-1]),
-        pt.Aggregate("notes", orders, "count", "note", window=windows[-1]),
-    ]
-    return pt.FeatureSet("spend", customer, features)
-
-
-@dataclass
-class World:
-    """Facts pushed so far, and every fact's current version (to correct or delete it)."""
-
-    rng: random.Random
-    entities: int
-    tables: list[pa.Table] = field(default_factory=list)
-    current: dict[str, dict[str, Any]] = field(default_factory=dict)
-    serial: int = 0
-
-    def amount(self) -> float | None:
-        roll = self.rng.random()
-        if roll < 0.05:
-            return None
-        if roll < 0.1:  # magnitudes far apart: a rounded running sum would drift
-            return self.rng.choice([1e16, -1e16, 1e-9, 0.1, 3.3e-5])
-        return round(self.rng.random() * 200, 2)
-
-    def fact(self, entity: int, event_time: int) -> dict[str, Any]:
-        self.serial += 1
-        return {
-            "customer_id": entity,
-            "amount": self.amount(),
-            "quantity": self.rng.randrange(-3, 9),
-            "note": None if self.rng.random() < 0.3 else "n",
-            "event_time": event_time,
-            "fact_id": f"f{self.serial}",
-            "_tombstone": False,
-        }
-
-    def batch(self, clock: int, size: int, mixed: bool) -> list[dict[str, Any]]:
-        """New facts of the last hours, and (``mixed``) late facts, corrections (some moving
-        the fact to another entity) and deletes, all recorded at ``clock``."""
-        rows: list[dict[str, Any]] = []
-        touched: set[str] = set()
-        live = [f for f, row in self.current.items() if not row["_tombstone"]]
-        for _ in range(size):
-            roll = self.rng.random() if mixed else 1.0
-            if roll < 0.05 and live:  # a correction, sometimes to another entity
-                fid = self.rng.choice(live)
-                if fid in touched:
-                    continue
-                row = dict(self.current[fid])
-                row["amount"] = self.amount()
-                if self.rng.random() < 0.3:
-                    row["customer_id"] = self.rng.randrange(self.entities)
-                if self.rng.random() < 0.3:
-                    row["event_time"] = clock - self.rng.randrange(1, 3 * DAY)
-                touched.add(fid)
-            elif roll < 0.08 and live:  # a delete: the latest version's key and event_time
-                fid = self.rng.choice(live)
-                if fid in touched:
-                    continue
-                row = {**self.current[fid], "_tombstone": True}
-                row.update(amount=None, quantity=None, note=None)
-                touched.add(fid)
-            elif roll < 0.13:  # a late fact: happened days ago, learned now
-                row = self.fact(
-                    self.rng.randrange(self.entities), clock - self.rng.randrange(DAY, 9 * DAY)
-                )
-            else:
-                row = self.fact(
-                    self.rng.randrange(self.entities), clock - self.rng.randrange(1, 2 * HOUR)
-                )
-            row["recorded_at"] = clock
-            self.current[row["fact_id"]] = row
-            rows.append(row)
-        return rows
-
-    def push(self, online: OnlineFeatures, rows: list[dict[str, Any]]) -> None:
-        table = canonical(rows)
-        self.tables.append(table)
-        online.push_canonical("orders", table, now=datetime(2031, 1, 1, tzinfo=UTC))
-
-    def facts(self) -> dict[str, pa.Table]:
-        return {"orders": pa.concat_tables(self.tables)}
-
-
-def canonical(rows: list[dict[str, Any]]) -> pa.Table:
-    schema = canonical_schema(orders)
-    columns: dict[str, Any] = {name: [row[name] for row in rows] for name in schema.names}
-    for name in ("event_time", "recorded_at"):
-        columns[name] = pa.array(columns[name], pa.int64()).cast(TIMESTAMP_TYPE)
-    return pa.table(columns, schema=schema)
+from tests.online.tileworld import (
+    DAY,
+    HOUR,
+    T0,
+    World,
+    feature_set,
+    orders,
+    same_values,
+)
 
 
 def contexts(entities: list[int], times: list[int]) -> pa.Table:
@@ -185,21 +77,11 @@ def test_ten_thousand_events_per_entity_agree_with_the_reference(store_url: str)
             for row in asked.slice(0, 2).to_pylist():
                 single = online.get_features("spend", row)
                 want = expected.slice(0, 2).to_pylist()[row["customer_id"]]
-                assert _same(single, want, names), (single, want)
+                assert same_values(single, want, names), (single, want)
         held = sum(1 for row in world.current.values() if not row["_tombstone"])
         assert held >= 20_000  # 10,000 events per entity on average
         assert served == 20
         online.close()
-
-
-def _same(actual: dict[str, Any], expected: dict[str, Any], names: list[str]) -> bool:
-    for name in names:
-        a, b = actual[name], expected[name]
-        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-            continue
-        if a != b or type(a) is not type(b):
-            return False
-    return True
 
 
 def _rows(record: Block | None) -> list[tuple[Any, ...]]:
@@ -281,9 +163,10 @@ def test_property_tile_updates_equal_recomputation_from_raw_facts(
             mine = {b: [r] for b, r in zip(buckets, held)}
             for b, part in (split(concat(pending)) if pending else {}).items():
                 mine.setdefault(b, []).append(part)
-            assert set(mine) == set(fresh.buckets)
+            expected = split(final_facts(prepare(segments)))
+            assert set(mine) == set(expected)
             for bucket, parts in mine.items():
-                assert _rows(concat(parts)) == _rows(fresh.buckets[bucket]), bucket
+                assert _rows(concat(parts)) == _rows(expected[bucket]), bucket
             latest = max([summary.latest, *(int(b.recorded_at.max()) for b in pending)])
             assert latest == fresh.summary.latest
             assert (summary.own or bool(pending)) == fresh.summary.own
@@ -292,7 +175,7 @@ def test_property_tile_updates_equal_recomputation_from_raw_facts(
                 ((values, _),) = read_plans(state, [(plan, key, t)])
                 raw = evaluate_source(plan, prepare(segments), t)
                 assert values is not None
-                assert _same(values, raw, list(raw)), (values, raw)
+                assert same_values(values, raw, list(raw)), (values, raw)
         online.close()
 
 
@@ -338,5 +221,5 @@ def test_window_edges_and_bucket_boundaries_are_exact() -> None:
             ((values, _),) = read_plans(state, [(plan, "[0]", t)])
             assert values is not None
             raw = evaluate_source(plan, prepare(segments), t)
-            assert _same(values, raw, list(raw)), t
+            assert same_values(values, raw, list(raw)), t
         online.close()

@@ -8,7 +8,15 @@ from typing import Any
 
 from parity.definitions import Source
 from parity.online.base import Block, OnlineStore, TileRead
-from parity.online.tiles import PENDING, SUMMARY, Summary, Tiles, TileWrite
+from parity.online.tiles import (
+    PENDING,
+    SUMMARY,
+    Summary,
+    Tiles,
+    TileWrite,
+    bucket_rows,
+    record_keys,
+)
 
 
 class MemoryStore(OnlineStore):
@@ -18,8 +26,8 @@ class MemoryStore(OnlineStore):
         self.url = "memory://"
         self._segments: dict[str, dict[str, list[Block]]] = {}
         self._directory: dict[str, dict[str, str]] = {}
-        # source -> entity -> {bucket: record}; SUMMARY holds the Summary, PENDING the
-        # list of pending blocks
+        # source -> entity -> {record key: encoded record}; SUMMARY holds the Summary,
+        # PENDING the list of pending blocks
         self._tiles: dict[str, dict[str, dict[int, Any]]] = {}
         self._meta: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -53,11 +61,10 @@ class MemoryStore(OnlineStore):
         for source, entity, buckets in requests:
             held = self._tiles.get(source.name, {}).get(entity, {})
             summary = held.get(SUMMARY)
-            records = [held.get(b) for b in buckets]
             out.append(
                 Tiles(
                     summary if isinstance(summary, Summary) else None,
-                    [r if isinstance(r, Block) else None for r in records],
+                    [_rows(source, held, b) for b in buckets],
                     list(held.get(PENDING, ())),
                 )
             )
@@ -68,11 +75,7 @@ class MemoryStore(OnlineStore):
         for entity, change in tiles.items():
             # A new dict, not an in-place update: a reader holding the old one keeps it whole.
             held: dict[int, Any] = {} if change.reset else dict(table.get(entity, {}))
-            for bucket, record in change.buckets.items():
-                if record is None:
-                    held.pop(bucket, None)
-                else:
-                    held[bucket] = record
+            held.update((key, _Record(data)) for key, data in change.records.items())
             if change.summary is not None:
                 held[SUMMARY] = change.summary
             if change.pending is not None:
@@ -144,5 +147,33 @@ class MemoryStore(OnlineStore):
         total = sum(b.nbytes() for b in self._segments.get(source.name, {}).get(entity, []))
         for key, held in self._tiles.get(source.name, {}).get(entity, {}).items():
             parts = held if key == PENDING else [held]
-            total += sum(p.nbytes() for p in parts)
+            total += sum(len(p.data) if isinstance(p, _Record) else p.nbytes() for p in parts)
         return total
+
+
+class _Record:
+    """An encoded tile record and the bucket rows decoded from it so far (a record never
+    changes: a rebuild stores new ones)."""
+
+    __slots__ = ("data", "rows")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.rows: dict[int, Block | None] = {}
+
+
+def _rows(source: Source, held: Mapping[int, Any], bucket: int) -> Block | None:
+    """The rows of ``bucket``, from the record holding it (decoded once per bucket)."""
+    record = _holding(held, bucket)
+    if record is None:
+        return None
+    if bucket not in record.rows:
+        record.rows[bucket] = bucket_rows(source, {bucket: record.data}, [bucket])[0]
+    return record.rows[bucket]
+
+
+def _holding(held: Mapping[int, Any], bucket: int) -> _Record | None:
+    """The record holding ``bucket``'s rows: its own (dense), else its day's."""
+    own, day = record_keys(bucket)
+    found = held.get(own, held.get(day))
+    return found if isinstance(found, _Record) else None

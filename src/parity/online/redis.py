@@ -4,7 +4,7 @@ Keys, under a prefix (``?prefix=`` in the URL, default ``parity``)::
 
     {prefix}:seg:{source}:{entity}   list of encoded segments, oldest first
     {prefix}:dir:{source}            hash fact_id -> entities
-    {prefix}:tile:{source}:{entity}  hash bucket -> tile summary ("s") or bucket record
+    {prefix}:tile:{source}:{entity}  hash: "s" -> tile summary, record key -> tile record
     {prefix}:pend:{source}:{entity}  list of pending tile blocks, oldest first
     {prefix}:meta                    hash of metadata
 
@@ -26,10 +26,12 @@ from parity.online.base import Block, OnlineStore, TileRead, decode, encode
 from parity.online.tiles import (
     Tiles,
     TileWrite,
+    bucket_rows,
     decode_record,
     decode_summary,
     encode_record,
     encode_summary,
+    record_keys,
 )
 
 
@@ -74,14 +76,9 @@ class RedisStore(OnlineStore):
                 pipe.delete(key, self._pending(source, entity))
             if change.pending is not None:
                 pipe.rpush(self._pending(source, entity), encode_record(source, change.pending))
-            sets: dict[Any, Any] = {
-                str(b): encode_record(source, r) for b, r in change.buckets.items() if r is not None
-            }
-            drops = [str(b) for b, r in change.buckets.items() if r is None]
+            sets: dict[Any, Any] = {str(k): data for k, data in change.records.items()}
             if change.summary is not None:
                 sets["s"] = encode_summary(source, change.summary)
-            if drops:
-                pipe.hdel(key, *drops)
             if sets:
                 pipe.hset(key, mapping=sets)
         if meta:
@@ -93,18 +90,20 @@ class RedisStore(OnlineStore):
         """Tile summaries, bucket records and pending blocks (see OnlineStore), in one
         round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        for source, entity, buckets in requests:
-            pipe.hmget(self._tile(source, entity), ["s", *buckets])
+        keys = [sorted({k for b in buckets for k in record_keys(b)}) for _, _, buckets in requests]
+        for (source, entity, _), wanted in zip(requests, keys):
+            pipe.hmget(self._tile(source, entity), ["s", *wanted])
             pipe.lrange(self._pending(source, entity), 0, -1)
         raw = iter(self._call(pipe.execute))
         out: list[Tiles] = []
-        for source, _, _ in requests:
+        for (source, _, buckets), wanted in zip(requests, keys):
             head, *records = next(raw)
             pending = next(raw)
+            found = {k: r for k, r in zip(wanted, records) if r is not None}
             out.append(
                 Tiles(
                     None if head is None else decode_summary(source, head),
-                    [None if r is None else decode_record(source, r) for r in records],
+                    bucket_rows(source, found, buckets),
                     [decode_record(source, data) for data in pending],
                 )
             )

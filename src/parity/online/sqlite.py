@@ -4,7 +4,8 @@ Tables::
 
     segments(source, entity, seq, data)     one row per segment, seq orders them
     directory(source, fact_id, entities)    where each fact's versions are kept
-    tiles(source, entity, bucket, data)     tile summary (bucket SUMMARY) and bucket records
+    tiles(source, entity, bucket, data)     tile summary (bucket SUMMARY), records (bucket =
+                                            record key) and pending blocks (PENDING + seq)
     meta(name, value)
 
 WAL mode lets readers in other processes read while one process writes. Driver errors are
@@ -37,10 +38,12 @@ from parity.online.tiles import (
     SUMMARY,
     Tiles,
     TileWrite,
+    bucket_rows,
     decode_record,
     decode_summary,
     encode_record,
     encode_summary,
+    record_keys,
 )
 
 _SCHEMA = """
@@ -169,15 +172,11 @@ class SQLiteStore(OnlineStore):
         with self._lock, self._transaction() as con:
             last = self._last_seq(con, source, entities)
             seqs = {e: last.get(e, (0, 0))[0] + 1 for e in entities}
-            resets, puts, drops = _tile_rows(source, tiles or {}, seqs)
+            resets, puts = _tile_rows(source, tiles or {}, seqs)
             if resets:
                 con.executemany(
                     "DELETE FROM tiles WHERE source = ? AND entity = ?",
                     [(source.name, e) for e in resets],
-                )
-            if drops:
-                con.executemany(
-                    "DELETE FROM tiles WHERE source = ? AND entity = ? AND bucket = ?", drops
                 )
             if puts:
                 con.executemany("INSERT OR REPLACE INTO tiles VALUES (?, ?, ?, ?)", puts)
@@ -227,8 +226,8 @@ class SQLiteStore(OnlineStore):
         out: list[Tiles] = []
         with self._lock:
             for source, entity, buckets in requests:
-                wanted = [SUMMARY, *buckets]
-                # Two index lookups (an OR would scan every bucket record of the entity).
+                wanted = sorted({SUMMARY, *(k for b in buckets for k in record_keys(b))})
+                # Two index lookups (an OR would scan every record of the entity).
                 rows = self._con.execute(
                     f"SELECT bucket, data FROM tiles WHERE source = ? AND entity = ? AND "
                     f"bucket IN ({','.join('?' * len(wanted))}) UNION ALL "
@@ -241,10 +240,7 @@ class SQLiteStore(OnlineStore):
                 out.append(
                     Tiles(
                         None if head is None else decode_summary(source, head),
-                        [
-                            None if b not in found else decode_record(source, found[b])
-                            for b in buckets
-                        ],
+                        bucket_rows(source, found, buckets),
                         [decode_record(source, data) for b, data in rows if b >= PENDING],
                     )
                 )
@@ -378,24 +374,20 @@ class SQLiteStore(OnlineStore):
 
 def _tile_rows(
     source: Source, tiles: Mapping[str, TileWrite], seqs: Mapping[str, int]
-) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """(entities reset, rows to insert, rows to delete) of tile writes, encoded; a pending
-    block is keyed by its segment's number (``seqs``)."""
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(entities reset, rows to insert) of tile writes, encoded; a pending block is keyed by
+    its segment's number (``seqs``), a record by its key (``tiles.record_keys``)."""
     resets = [entity for entity, change in tiles.items() if change.reset]
     puts: list[tuple[Any, ...]] = []
-    drops: list[tuple[Any, ...]] = []
+    name = source.name
     for entity, change in tiles.items():
         if change.summary is not None:
-            puts.append((source.name, entity, SUMMARY, encode_summary(source, change.summary)))
+            puts.append((name, entity, SUMMARY, encode_summary(source, change.summary)))
         if change.pending is not None:
             data = encode_record(source, change.pending)
-            puts.append((source.name, entity, PENDING + seqs[entity], data))
-        for bucket, record in change.buckets.items():
-            if record is None:
-                drops.append((source.name, entity, bucket))
-            else:
-                puts.append((source.name, entity, bucket, encode_record(source, record)))
-    return resets, puts, drops
+            puts.append((name, entity, PENDING + seqs[entity], data))
+        puts += [(name, entity, number, data) for number, data in change.records.items()]
+    return resets, puts
 
 
 class _Transaction:

@@ -12,8 +12,9 @@ tiles). For a request at ``t`` and a window ``[t - W, t)`` the answer combines:
 - the pending blocks (facts pushed since the summary was built, each with one version):
   a row counts when recorded before ``t`` and its event_time is in the window.
 
-So a request reads one summary, at most one bucket record per distinct window plus one, and
-the pending blocks (at most ``max_segments`` of at most ``tilewrite.PENDING_ROWS`` rows).
+So a request reads one summary, the rows of at most one bucket per distinct window plus one
+(from the records holding them: ``tiles.encode_records``), and the pending blocks (at most
+``max_segments`` of at most ``tilewrite.PENDING_ROWS`` rows).
 ``evaluate`` returns None where tiles cannot answer exactly (``t <= summary.latest``: some
 version is not yet known at ``t``; an inexact field; an exact sum that overflows) and the
 caller evaluates raw facts instead (``parity.online.evaluate``).

@@ -20,7 +20,7 @@ import numpy as np
 from parity.definitions import Source
 from parity.online.base import FOREIGN_FLAG, Block, OnlineStore
 from parity.online.evaluate import Prepared, prepare, standing
-from parity.online.tiles import TileWrite, build, split
+from parity.online.tiles import TileWrite, build, encode_records
 
 _END_OF_TIME = 1 << 62
 PENDING_ROWS = 64  # a larger batch of new facts is folded in at once (reads stay bounded)
@@ -33,18 +33,19 @@ def tiled(source: Source) -> bool:
 
 def final_facts(p: Prepared) -> Block:
     """Per fact id the version recorded last, when it is about this entity and not deleted."""
-    return p.block.take(np.flatnonzero(standing(p, _END_OF_TIME) & (p.block.flags == 0)))
+    keep = standing(p, _END_OF_TIME) & (p.block.flags == 0)
+    return p.block if keep.all() else p.block.take(np.flatnonzero(keep))
 
 
 def rebuild(source: Source, p: Prepared | None) -> TileWrite:
-    """An entity's tiles recomputed from its versions: the summary and every bucket record,
+    """An entity's tiles recomputed from its versions: the summary and every record,
     replacing all it held (pending blocks included)."""
     if p is None or not len(p.block):
         return TileWrite(reset=True)
     final = final_facts(p)
     own = bool(((p.block.flags & FOREIGN_FLAG) == 0).any())
     summary = build(source, final, int(p.block.recorded_at.max()), own)
-    return TileWrite(summary, dict[int, Block | None](split(final)), reset=True)
+    return TileWrite(summary, encode_records(source, final), reset=True)
 
 
 def on_push(
