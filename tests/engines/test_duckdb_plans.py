@@ -127,6 +127,14 @@ def test_auto_plan_reads_heavy_keys_not_the_average(tmp_path: Path) -> None:
     assert _chosen(log, list(range(1, 301)), "24h") == set()  # light keys: a join is cheap
 
 
+def test_auto_plan_joins_a_few_contexts_over_a_long_history(tmp_path: Path) -> None:
+    """Two contexts on the heavy key make 800 pairs, 400 per context (above ``dense_events``)
+    but one per version: a sweep would sort all 800 versions for two answers, so they join.
+    (A 2,000-context sample over 10M events once swept out of memory this way.)"""
+    log = _skewed_log(tmp_path)
+    assert _chosen(log, [0, 0], "24h") == set()
+
+
 def test_skewed_keys_give_the_reference_answer_on_every_plan(tmp_path: Path) -> None:
     log = _skewed_log(tmp_path)
     fs = pt.FeatureSet(

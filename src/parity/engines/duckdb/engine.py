@@ -25,6 +25,10 @@ from parity.timeutil import timestamp_to_us
 PLANS = ("auto", "sweep", "join")
 
 
+#: a sweep is chosen only while a join would make more than this many pairs per version
+SWEEP_PAIRS = 4.0
+
+
 class DuckDBEngine(Engine):
     """Computes training sets with DuckDB; spills to disk beyond ``memory_limit``.
 
@@ -178,16 +182,18 @@ class DuckDBEngine(Engine):
         it costs the sum over keys of contexts x versions. Running sums cost a sort of every
         version boundary plus one ASOF pass over the contexts. ``plan="auto"`` computes that
         sum from the real distribution (never the average, which a few heavy keys, as in a
-        Zipf-skewed key set, make meaningless) and joins only while it stays within
-        ``dense_events`` pairs per context. All history always uses running sums.
+        Zipf-skewed key set, make meaningless) and joins while it stays within
+        ``dense_events`` pairs per context or ``SWEEP_PAIRS`` pairs per version (a few
+        contexts over a long history). All history always uses running sums.
         """
         windows = {a.window_us for a in aggregates if rule_of(a).subtractable}
         if self.plan == "sweep":
             return windows
         if self.plan == "join":
             return set()
-        pairs = con.execute(sql.shape_sql(keys)).fetchall()[0][0] or 0.0
-        if pairs > self.dense_events * max(contexts, 1):
+        pairs, versions = con.execute(sql.shape_sql(keys)).fetchall()[0]
+        pairs, versions = pairs or 0.0, versions or 0.0
+        if pairs > self.dense_events * max(contexts, 1) and pairs > SWEEP_PAIRS * versions:
             return windows
         return {w for w in windows if w is None}
 

@@ -367,14 +367,15 @@ def joined_sql(
 
 
 def shape_sql(keys: Sequence[str]) -> str:
-    """The pairs a join of the contexts to the versions on their keys makes.
+    """The pairs a join of the contexts to the versions on their keys makes, and the versions.
 
     The real sum over keys of versions x contexts, not an average: a few heavy keys that meet
-    many contexts (a Zipf-skewed key set) dominate a join's cost.
+    many contexts (a Zipf-skewed key set) dominate a join's cost. One row: (pairs, versions).
     """
     key_list = ", ".join(q(k) for k in keys)
     return f"""
         WITH e AS (SELECT {key_list}, count(*) AS n FROM v GROUP BY ALL),
              c AS (SELECT {key_list}, count(*) AS m FROM ctx GROUP BY ALL)
-        SELECT sum(e.n::DOUBLE * c.m) FROM e JOIN c USING ({key_list})
+        SELECT (SELECT sum(e.n::DOUBLE * c.m) FROM e JOIN c USING ({key_list})),
+               (SELECT sum(n)::DOUBLE FROM e)
     """
