@@ -275,3 +275,36 @@ def test_fallbacks_are_exported_to_prometheus(store: PublicationStore) -> None:
     found = REGISTRY.get_sample_value("parity_publication_lookups_total",
                                       {"publication": name, "outcome": "found"})
     assert found == 1
+
+
+def test_a_version_collected_between_its_rows_and_its_manifest_is_read_again(
+    new_store: StoreFactory,
+) -> None:
+    """The race the concurrent-readers test once hit under load: a reader takes v2's rows in
+    one snapshot, then v3 and v4 are published and v2 collected (keep=2) before the reader
+    fetches v2's manifest. The reader must answer from v4, not fail with "v2 has no
+    manifest"."""
+    writer = Publications(new_store(), keep=2, policy=LENIENT)
+
+    def publish(value: float) -> bool:
+        report = writer.publish("mix", scores(5, value=value), key_columns=["customer_id"])
+        return bool(report.live)
+
+    publish(0.0)
+    reader = Publications(new_store(), shadow=None)
+    assert reader.lookup("mix", 1).version == 1  # caches v1's manifest, not v2's
+    assert publish(1.0)
+    store = reader.reader.store
+    real_read_live = store.read_live
+    published: list[bool] = []
+
+    def read_then_swap(name: str, keys: list[str]) -> tuple[int | None, list[bytes | None]]:
+        answer = real_read_live(name, keys)
+        if not published:  # between this snapshot and the manifest read: v2 is collected
+            published.extend(publish(v) for v in (2.0, 3.0))
+        return answer
+
+    store.read_live = read_then_swap  # type: ignore[method-assign]
+    results = reader.lookup_many("mix", [1, 2])
+    assert published == [True, True]
+    assert {r.version for r in results} == {4} and {r.value for r in results} == {3.0}

@@ -26,6 +26,8 @@ from parity.hulk.values import decode_value, key_string, normalize_output
 from parity.timeutil import UTC
 
 LOGGER = logging.getLogger("parity.hulk")
+#: reads of the live version before a missing manifest is an error (see ``lookup_many``)
+_RETRIES = 5
 Rollback = Callable[[str, int, str], int]
 """``rollback(name, expected_version, reason) -> version now live``."""
 
@@ -76,11 +78,19 @@ class PublicationReader:
     def lookup_many(self, name: str, keys: Sequence[Any]) -> list[LookupResult]:
         """The live outputs of ``keys``, in order, all from one version."""
         skeys = [key_string(k, self.key_columns(name)) for k in keys]
-        version, raws = self.store.read_live(name, skeys)
-        if version is None:
-            self._no_live(name)
-        assert version is not None
-        manifest = self._manifest(name, version)
+        # The rows come from one snapshot of the store, the manifest from a later read: a
+        # publication swapped and collected in between (keep=N) leaves a version without a
+        # manifest. That version was already superseded, so read the new live one.
+        for attempt in range(_RETRIES):
+            live, raws = self.store.read_live(name, skeys)
+            if live is None:
+                self._no_live(name)
+            assert live is not None
+            version = live
+            found_manifest = self._cached_manifest(name, version)
+            if found_manifest is not None or attempt == _RETRIES - 1:
+                break
+        manifest = found_manifest or self._manifest(name, version)  # raises if still missing
         values = [decode_value(r) for r in raws]
         found = [r is not None for r in raws]
         fallbacks: list[str | None] = [None] * len(skeys)
@@ -134,11 +144,17 @@ class PublicationReader:
                             f"far was stopped); see `parity publications show {name}`")
 
     def _manifest(self, name: str, version: int) -> Manifest:
+        manifest = self._cached_manifest(name, version)
+        if manifest is None:
+            raise NotFoundError(f"publication {name!r} v{version} has no manifest")
+        return manifest
+
+    def _cached_manifest(self, name: str, version: int) -> Manifest | None:
         cached = self._manifests.get((name, version))
         if cached is None:
             text = self.store.get_manifest(name, version)
             if text is None:
-                raise NotFoundError(f"publication {name!r} v{version} has no manifest")
+                return None
             cached = self._manifests[(name, version)] = Manifest.from_json(text)
         return cached
 
