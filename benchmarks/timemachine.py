@@ -523,7 +523,12 @@ def run_benchmark(args: argparse.Namespace) -> None:
             if not args.skip_sanity:
                 sanity("aggregates", folder, f"aggregates {at} events")
             mine = run(f"aggregates: parity {at}", "aggregates", "parity", folder)
-            sums = run(f"aggregates: running sums {at}", "aggregates", "sums", folder)
+            try:
+                sums = run(f"aggregates: running sums {at}", "aggregates", "sums", folder)
+            except PhaseFailed as exc:  # the hand-written baseline may not fit; say so, go on
+                first = str(exc).strip().splitlines()[-1][:120]
+                sums = Phase(f"aggregates: running sums {at}", note=f"failed: {first}")
+                console.print(f"[yellow]{sums.note}[/yellow]")
             naive = naive_phase(at, folder, meta["facts"], naive_points[shape])
             if shape == "uniform":
                 parity_points.append((meta["facts"], mine.seconds or 0.0))
