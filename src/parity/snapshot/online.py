@@ -13,6 +13,7 @@ are null: never a made-up value. What was used, with the latency, is returned pe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,8 +116,6 @@ def _call_all(source: LiveSource, entities: Sequence[str]) -> list[CallResult]:
 
 
 def _context(source: LiveSource, ident: str) -> dict[str, Any]:
-    import json
-
     return dict(zip(source.entity.keys, json.loads(ident)))
 
 
